@@ -1,0 +1,132 @@
+//! Deflates a document once, as it is written, and cuts the compressed bytes into
+//! fixed-size chunks; keeps the CRC-32 and sizes a zip entry needs.
+
+use std::io::{self, Write};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use flate2::Compression;
+use flate2::write::DeflateEncoder;
+
+/// Sizes and checksum of a finished document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deflated {
+    pub crc32: u32,
+    pub uncompressed_size: u64,
+    pub compressed_size: u64,
+}
+
+/// A raw-deflate stream whose output is handed out in chunks of `chunk_size` bytes.
+/// It holds at most about one chunk of compressed output.
+pub struct ChunkedDeflate {
+    encoder: DeflateEncoder<bytes::buf::Writer<BytesMut>>,
+    crc: crc32fast::Hasher,
+    uncompressed: u64,
+    handed_out: u64,
+    chunk_size: usize,
+}
+
+impl ChunkedDeflate {
+    pub fn new(chunk_size: usize, level: u32) -> Self {
+        let sink = BytesMut::with_capacity(chunk_size * 2).writer();
+        Self {
+            encoder: DeflateEncoder::new(sink, Compression::new(level)),
+            crc: crc32fast::Hasher::new(),
+            uncompressed: 0,
+            handed_out: 0,
+            chunk_size: chunk_size.max(1),
+        }
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.crc.update(data);
+        self.uncompressed += data.len() as u64;
+        self.encoder.write_all(data)
+    }
+
+    /// A full chunk, when the compressed output has reached one.
+    pub fn take_chunk(&mut self) -> Option<Bytes> {
+        let buffered = self.encoder.get_mut().get_mut();
+        if buffered.len() < self.chunk_size {
+            return None;
+        }
+        self.handed_out += self.chunk_size as u64;
+        Some(buffered.split_to(self.chunk_size).freeze())
+    }
+
+    /// Ends the stream: the remaining chunks (the last one may be short) and the
+    /// document's checksum and sizes.
+    pub fn finish(self) -> io::Result<(Vec<Bytes>, Deflated)> {
+        let mut rest = self.encoder.finish()?.into_inner().freeze();
+        let compressed_size = self.handed_out + rest.len() as u64;
+        let mut chunks = Vec::new();
+        while rest.len() > self.chunk_size {
+            chunks.push(rest.split_to(self.chunk_size));
+        }
+        if !rest.is_empty() {
+            chunks.push(rest);
+        }
+        let summary = Deflated {
+            crc32: self.crc.finalize(),
+            uncompressed_size: self.uncompressed,
+            compressed_size,
+        };
+        Ok((chunks, summary))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn deflate_all(data: &[u8], chunk_size: usize) -> (Vec<Bytes>, Deflated) {
+        let mut stream = ChunkedDeflate::new(chunk_size, 6);
+        let mut chunks = Vec::new();
+        for piece in data.chunks(777) {
+            stream.write(piece).unwrap();
+            chunks.extend(stream.take_chunk());
+        }
+        let (rest, summary) = stream.finish().unwrap();
+        chunks.extend(rest);
+        (chunks, summary)
+    }
+
+    #[test]
+    fn chunks_inflate_back_to_the_input() {
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i * 7919 % 251).to_le_bytes())
+            .collect();
+        let (chunks, summary) = deflate_all(&data, 4096);
+
+        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let mut inflated = Vec::new();
+        flate2::read::DeflateDecoder::new(&joined[..])
+            .read_to_end(&mut inflated)
+            .unwrap();
+        assert_eq!(inflated, data);
+        assert_eq!(summary.compressed_size, joined.len() as u64);
+        assert_eq!(summary.uncompressed_size, data.len() as u64);
+        assert_eq!(summary.crc32, crc32fast::hash(&data));
+    }
+
+    #[test]
+    fn every_chunk_but_the_last_is_full() {
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i ^ (i >> 3)).to_le_bytes())
+            .collect();
+        let (chunks, _) = deflate_all(&data, 1000);
+        assert!(chunks.len() > 2);
+        let (last, full) = chunks.split_last().unwrap();
+        assert!(full.iter().all(|c| c.len() == 1000));
+        assert!(!last.is_empty() && last.len() <= 1000);
+    }
+
+    #[test]
+    fn an_empty_document_is_one_short_chunk() {
+        let (chunks, summary) = deflate_all(b"", 1000);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(summary.uncompressed_size, 0);
+        assert_eq!(summary.crc32, 0);
+    }
+}
