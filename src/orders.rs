@@ -119,6 +119,8 @@ impl Orders {
                 return Err(OrderError::QueueFull);
             }
 
+            // The request exists before the owner points at it, so that a pointer
+            // to a missing request always means a dead one.
             let now = Utc::now();
             let new = NewRequest {
                 id: RequestId::new(),
@@ -129,6 +131,7 @@ impl Orders {
                 created_at: now,
                 expires_at: now + self.expiry(order.channel),
             };
+            self.store.create_request(&new).await?;
             let winner = self
                 .store
                 .claim_owner(order.channel, &owner, current, new.id, new.expires_at)
@@ -136,6 +139,8 @@ impl Orders {
             if winner == new.id {
                 return self.start(order, new).await.map(Placed::Accepted);
             }
+            let keys = self.store.keys().all_of(new.id, 0);
+            self.store.delete_keys(keys).await?;
         }
         Err(OrderError::Contended)
     }
@@ -152,8 +157,8 @@ impl Orders {
         Ok(live)
     }
 
-    /// Logs the order, then creates and queues its request. Undoes the owner
-    /// pointer when any step fails, so that the next order starts afresh.
+    /// Logs the order, then queues its request. Undoes the request and its owner
+    /// pointer when either step fails, so that the next order starts afresh.
     async fn start(&self, order: &Order, new: NewRequest) -> Result<RequestRecord, OrderError> {
         let logged = access_log::log_order(
             &self.pool,

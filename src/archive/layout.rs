@@ -41,8 +41,12 @@ impl Placed {
         (self.header.1 - self.header.0) as u64
     }
 
+    fn data_at(&self) -> u64 {
+        self.offset + self.header_len()
+    }
+
     fn end(&self) -> u64 {
-        self.offset + self.header_len() + self.data_len
+        self.data_at() + self.data_len
     }
 }
 
@@ -79,15 +83,14 @@ impl Layout {
             };
             let start = locals.len();
             record.put_local(&mut locals);
-
-            let here = Placed {
+            placed.push(Placed {
                 offset,
                 header: (start, locals.len()),
                 data_len: entry.compressed_size,
-            };
+            });
+
             let data_at = checked_add(offset, record.local_len() as u64)?;
             offset = checked_add(data_at, entry.compressed_size)?;
-            placed.push(here);
         }
 
         let tail = central_directory(entries, &name_lens, &placed, offset);
@@ -128,42 +131,52 @@ impl Layout {
         }
     }
 
-    /// The span in the archive of part `part`: entry `n` has header part `2n` and data
-    /// part `2n + 1`; the part after the last entry's data is the tail.
-    fn span(&self, part: usize) -> Option<Range<u64>> {
-        let Some(placed) = self.placed.get(part / 2) else {
-            return (part == 2 * self.placed.len()).then(|| self.tail_at..self.len());
-        };
+    /// Which part of the archive number `part` is: entry `n` has its header as part
+    /// `2n` and its data as part `2n + 1`; the tail follows the last entry's data.
+    fn part(&self, part: usize) -> Option<Part> {
+        let entry = part / 2;
 
-        let data_at = placed.offset + placed.header_len();
-        if part % 2 == 0 {
-            Some(placed.offset..data_at)
-        } else {
-            Some(data_at..data_at + placed.data_len)
+        match (self.placed.get(entry), part % 2) {
+            (Some(placed), 0) => Some(Part::Header(*placed)),
+            (Some(placed), _) => Some(Part::Data(entry, *placed)),
+            (None, _) => (part == 2 * self.placed.len()).then_some(Part::Tail),
         }
     }
 
-    /// Bytes `within` (relative to the part's start) of part `part`.
-    fn cut(&self, part: usize, within: Range<u64>) -> Piece {
-        let Some(placed) = self.placed.get(part / 2) else {
-            return Piece::Literal(
-                self.tail
-                    .slice(to_index(within.start)..to_index(within.end)),
-            );
-        };
+    /// Where a part lies in the archive.
+    fn span(&self, part: Part) -> Range<u64> {
+        match part {
+            Part::Header(placed) => placed.offset..placed.data_at(),
+            Part::Data(_, placed) => placed.data_at()..placed.end(),
+            Part::Tail => self.tail_at..self.len(),
+        }
+    }
 
-        if part % 2 == 0 {
-            let start = placed.header.0;
-            let bytes = start + to_index(within.start)..start + to_index(within.end);
-            Piece::Literal(self.locals.slice(bytes))
-        } else {
-            Piece::Data {
-                entry: part / 2,
+    /// Bytes `within` (counted from the part's start) of a part.
+    fn cut(&self, part: Part, within: Range<u64>) -> Piece {
+        let bytes = to_index(within.start)..to_index(within.end);
+
+        match part {
+            Part::Header(placed) => {
+                let at = placed.header.0;
+                Piece::Literal(self.locals.slice(at + bytes.start..at + bytes.end))
+            }
+            Part::Data(entry, _) => Piece::Data {
+                entry,
                 offset: within.start,
                 len: within.end - within.start,
-            }
+            },
+            Part::Tail => Piece::Literal(self.tail.slice(bytes)),
         }
     }
+}
+
+/// One contiguous part of the archive that a piece can come from.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Header(Placed),
+    Data(usize, Placed),
+    Tail,
 }
 
 impl fmt::Debug for Layout {
@@ -190,8 +203,8 @@ impl Iterator for Pieces {
 
     fn next(&mut self) -> Option<Piece> {
         while self.pos < self.end {
-            let span = self.layout.span(self.part)?;
-            let part = self.part;
+            let part = self.layout.part(self.part)?;
+            let span = self.layout.span(part);
             self.part += 1;
 
             // Empty parts (an empty entry's data) and parts before the range give nothing.

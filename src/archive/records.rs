@@ -201,14 +201,6 @@ pub(super) fn put_end_records(out: &mut BytesMut, count: u64, offset: u64, size:
     out.put_u16_le(0);
 }
 
-/// Length of the end records `put_end_records` writes for the same arguments.
-#[cfg(test)]
-pub(super) fn end_records_len(count: u64, offset: u64, size: u64) -> usize {
-    let mut out = BytesMut::new();
-    put_end_records(&mut out, count, offset, size);
-    out.len()
-}
-
 fn put_zip64_end(out: &mut BytesMut, count: u64, offset: u64, size: u64) {
     // Saturating only matters for archives over 2^64 bytes, which the layout refuses.
     let record_at = offset.saturating_add(size);
@@ -338,6 +330,12 @@ mod tests {
         assert_eq!(unix_time(at(1969, 12, 31, 23, 59, 59)), 0);
         assert_eq!(unix_time(at(2106, 2, 7, 6, 28, 15)), u32::MAX);
         assert_eq!(unix_time(at(2200, 1, 1, 0, 0, 0)), u32::MAX);
+    }
+
+    fn end_records_len(count: u64, offset: u64, size: u64) -> usize {
+        let mut out = BytesMut::new();
+        put_end_records(&mut out, count, offset, size);
+        out.len()
     }
 
     #[test]

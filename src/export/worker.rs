@@ -41,6 +41,7 @@ enum Outcome {
 
 impl Worker {
     pub fn new(store: Store, pool: PgPool, settings: WorkerSettings) -> Self {
+        crate::telemetry::metrics();
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -124,7 +125,7 @@ impl Worker {
                 metrics::counter!("insight_jobs_total", "outcome" => "failed").increment(1);
                 self.discard(id).await;
             }
-            Attempt::Started { lease, attempt } => self.attempt(lease, attempt, shutdown).await,
+            Attempt::Started { lease, attempt } => self.attempt(*lease, attempt, shutdown).await,
         }
     }
 

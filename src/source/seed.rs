@@ -80,13 +80,14 @@ impl SeedReport {
         by_size.sort_by_key(|c| c.events);
         let mut picks = Vec::new();
         for index in [0, by_size.len() / 2, by_size.len().saturating_sub(1)] {
-            if let Some(c) = by_size.get(index) {
-                if !picks
-                    .iter()
-                    .any(|p: &&SeededCitizen| p.phone_number == c.phone_number)
-                {
-                    picks.push(*c);
-                }
+            let Some(citizen) = by_size.get(index) else {
+                continue;
+            };
+            if !picks
+                .iter()
+                .any(|p: &&SeededCitizen| p.phone_number == citizen.phone_number)
+            {
+                picks.push(*citizen);
             }
         }
         picks

@@ -17,7 +17,7 @@ pub enum Attempt {
     /// Every attempt was used; the request is now failed.
     Exhausted { attempts: u32 },
     /// The attempt is this worker's.
-    Started { lease: Lease, attempt: u32 },
+    Started { lease: Box<Lease>, attempt: u32 },
 }
 
 /// The right to write into one request, valid while its generation is current.
@@ -55,11 +55,11 @@ impl Store {
                     .ok_or_else(|| StoreError::corrupt(&key, "no generation"))?;
                 let attempt = number(2).and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
                 let request = self.request(id).await?.ok_or(StoreError::Fenced)?;
-                let lease = Lease {
+                let lease = Box::new(Lease {
                     store: self.clone(),
                     request,
                     generation,
-                };
+                });
                 Ok(Attempt::Started { lease, attempt })
             }
             _ => Err(StoreError::corrupt(&key, "unexpected answer to an attempt")),

@@ -17,6 +17,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub mod app;
+
 /// The PostgreSQL server tests create their databases on.
 pub fn postgres_base() -> String {
     std::env::var("TEST_POSTGRES_URL")
@@ -226,17 +228,17 @@ impl Drop for TestEnv {
                         .execute(&pool)
                         .await;
                 }
-                if let Ok(config) = Config::from_url(&redis_url()) {
-                    if let Ok(client) = Builder::from_config(config).build() {
-                        if client.init().await.is_ok() {
-                            let keys: Vec<String> = client
-                                .custom(fred::cmd!("KEYS"), vec![format!("{prefix}:*")])
-                                .await
-                                .unwrap_or_default();
-                            if !keys.is_empty() {
-                                let _: Result<i64, _> = client.del(keys).await;
-                            }
-                        }
+                if let Ok(config) = Config::from_url(&redis_url())
+                    && let Ok(client) = Builder::from_config(config).build()
+                    && client.init().await.is_ok()
+                {
+                    let pattern = vec![format!("{prefix}:*")];
+                    let keys: Vec<String> = client
+                        .custom(fred::cmd!("KEYS"), pattern)
+                        .await
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _: Result<i64, _> = client.del(keys).await;
                     }
                 }
             });
