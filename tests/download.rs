@@ -1,0 +1,239 @@
+//! Downloads of ready archives: ranges, validators, HEAD, and failures mid-stream.
+
+mod common;
+
+use std::time::Duration;
+
+use common::app::*;
+use common::*;
+use reqwest::Method;
+
+const PHONE: &str = "+4793000001";
+
+/// A ready export of two devices, spread over many small chunks. Answers the FHI
+/// result path.
+async fn ready_export(app: &TestApp, rows: i64) -> String {
+    for _ in 0..2 {
+        let uuid = app.env.insert_device(PHONE, &device("ranges")).await;
+        app.env.insert_many_gps(uuid, rows).await;
+    }
+    let ordered = app
+        .order_fhi(
+            serde_json::json!({"phone_number": PHONE, "person_name": "Ola", "legal_means": "test"}),
+        )
+        .await;
+    let body: serde_json::Value = ordered.json().await.unwrap();
+    app.env.run_jobs().await;
+    format!("/fhi/fhi-egress/{}", body["request_id"].as_str().unwrap())
+}
+
+async fn get(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = app.call(Method::GET, path, None);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+async fn downloads_logged(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM access_log WHERE action = 'download'")
+        .fetch_one(&app.env.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_range_is_the_same_slice_of_the_whole_archive() {
+    let app = TestApp::spawn().await;
+    let path = ready_export(&app, 20_000).await;
+    let full = get(&app, &path, &[]).await;
+    let etag = full.headers()["etag"].to_str().unwrap().to_owned();
+    let whole = full.bytes().await.unwrap();
+    let len = whole.len();
+    assert!(
+        len > 50_000,
+        "want an archive over many chunks, got {len} bytes"
+    );
+
+    let cases: Vec<(String, usize, usize)> = vec![
+        ("bytes=0-0".into(), 0, 1),
+        ("bytes=0-99".into(), 0, 100),
+        ("bytes=4090-8200".into(), 4090, 8201),
+        (format!("bytes={}-", len / 2), len / 2, len),
+        ("bytes=-22".into(), len - 22, len),
+        (format!("bytes=-{}", len * 2), 0, len),
+        (format!("bytes={}-{}", len - 1, len + 100), len - 1, len),
+    ];
+    for (range, start, end) in cases {
+        let answer = get(&app, &path, &[("range", &range)]).await;
+        assert_eq!(answer.status(), 206, "{range}");
+        assert_eq!(
+            answer.headers()["content-range"].to_str().unwrap(),
+            format!("bytes {start}-{}/{len}", end - 1),
+            "{range}"
+        );
+        assert_eq!(
+            answer.headers()["content-length"].to_str().unwrap(),
+            (end - start).to_string()
+        );
+        assert_eq!(answer.headers()["etag"].to_str().unwrap(), etag);
+        assert_eq!(
+            answer.bytes().await.unwrap(),
+            whole.slice(start..end),
+            "{range}"
+        );
+    }
+
+    let again = get(&app, &path, &[]).await;
+    assert_eq!(
+        again.headers()["etag"].to_str().unwrap(),
+        etag,
+        "the archive is deterministic"
+    );
+    assert_eq!(again.bytes().await.unwrap(), whole);
+}
+
+#[tokio::test]
+async fn an_interrupted_download_resumes_into_a_valid_archive() {
+    let app = TestApp::spawn().await;
+    let path = ready_export(&app, 5_000).await;
+    let head = app.call(Method::HEAD, &path, None).send().await.unwrap();
+    let etag = head.headers()["etag"].to_str().unwrap().to_owned();
+    let len: usize = head.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let first = get(&app, &path, &[("range", &format!("bytes=0-{}", len / 3))])
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let rest = get(
+        &app,
+        &path,
+        &[
+            ("range", &format!("bytes={}-", first.len())),
+            ("if-range", &etag),
+        ],
+    )
+    .await;
+    assert_eq!(rest.status(), 206);
+    let mut joined = first.to_vec();
+    joined.extend_from_slice(&rest.bytes().await.unwrap());
+    assert_eq!(joined.len(), len);
+    assert!(unzip_test(&joined));
+    assert_eq!(read_zip(joined).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_stale_if_range_or_several_ranges_answer_the_whole_archive() {
+    let app = TestApp::spawn().await;
+    let path = ready_export(&app, 100).await;
+    let whole = get(&app, &path, &[]).await.bytes().await.unwrap();
+
+    let stale = get(
+        &app,
+        &path,
+        &[("range", "bytes=0-9"), ("if-range", "\"something-else\"")],
+    )
+    .await;
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.bytes().await.unwrap(), whole);
+    let several = get(&app, &path, &[("range", "bytes=0-9,20-29")]).await;
+    assert_eq!(several.status(), 200);
+    assert_eq!(several.bytes().await.unwrap().len(), whole.len());
+}
+
+#[tokio::test]
+async fn a_range_past_the_end_answers_416() {
+    let app = TestApp::spawn().await;
+    let path = ready_export(&app, 100).await;
+    let len = get(&app, &path, &[]).await.bytes().await.unwrap().len();
+    let answer = get(&app, &path, &[("range", &format!("bytes={len}-"))]).await;
+    assert_eq!(answer.status(), 416);
+    assert_eq!(
+        answer.headers()["content-range"].to_str().unwrap(),
+        format!("bytes */{len}")
+    );
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert!(body["message"].is_string());
+}
+
+#[tokio::test]
+async fn head_answers_the_headers_of_get_without_a_body() {
+    let app = TestApp::spawn().await;
+    let path = ready_export(&app, 1_000).await;
+    let get_answer = get(&app, &path, &[]).await;
+    let head = app.call(Method::HEAD, &path, None).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    for name in [
+        "content-length",
+        "content-type",
+        "etag",
+        "last-modified",
+        "accept-ranges",
+        "content-disposition",
+    ] {
+        assert_eq!(
+            head.headers().get(name),
+            get_answer.headers().get(name),
+            "{name}"
+        );
+    }
+    assert!(head.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_chunk_missing_mid_stream_aborts_the_connection() {
+    let app = TestApp::spawn().await;
+    let path = ready_export(&app, 20_000).await;
+    let id: insight::domain::RequestId = path.rsplit('/').next().unwrap().parse().unwrap();
+    let entries = app.env.store.entries(id).await.unwrap();
+    let (index, entry) = &entries[1];
+    assert!(entry.chunks > 2);
+    let key = app.env.store.keys().device(id, *index);
+    let _: i64 = fred::prelude::HashesInterface::hdel(&app.env.redis, &key, entry.chunks / 2)
+        .await
+        .unwrap();
+
+    let answer = get(&app, &path, &[]).await;
+    assert_eq!(
+        answer.status(),
+        200,
+        "the headers are known before any chunk is read"
+    );
+    let expected: usize = answer.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let read = answer.bytes().await;
+    assert!(
+        read.is_err(),
+        "a truncated archive must not end like a whole one"
+    );
+    assert!(expected > 0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(downloads_logged(&app).await, 0);
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_leaves_the_server_serving() {
+    let app = TestApp::spawn().await;
+    let path = ready_export(&app, 50_000).await;
+    let mut answer = get(&app, &path, &[]).await;
+    let first = answer.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    drop(answer);
+
+    let whole = get(&app, &path, &[]).await.bytes().await.unwrap();
+    assert!(unzip_test(&whole));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        downloads_logged(&app).await,
+        1,
+        "only the finished download is logged"
+    );
+}
