@@ -82,7 +82,14 @@ pub struct SeedArgs {
 /// Parses nothing more, runs the command, and turns an error into a message and
 /// exit code 1.
 pub fn run(cli: Cli) -> ExitCode {
-    telemetry::init_logs(cli.log.log_format);
+    // The demo talks to a person: readable logs unless asked otherwise.
+    let format = match cli.command {
+        Command::Demo(_) if std::env::var_os("LOG_FORMAT").is_none() => {
+            crate::config::LogFormat::Pretty
+        }
+        _ => cli.log.log_format,
+    };
+    telemetry::init_logs(format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

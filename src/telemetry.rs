@@ -13,7 +13,10 @@ use crate::config::LogFormat;
 /// when unset).
 pub fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr, so that commands' results on stdout stay clean.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second installation (tests run many apps in one process) is harmless.
     let _ = match format {
         LogFormat::Json => builder

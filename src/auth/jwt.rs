@@ -164,10 +164,13 @@ impl AuthError {
 pub struct Citizen {
     /// The person id (`sub`), a national identity number in production.
     pub person_id: String,
+    /// `sub_given_name`, never blank.
     pub given_name: String,
-    /// Empty when the citizen has no middle name.
+    /// `sub_middle_name`; empty when the citizen has no middle name.
     pub middle_name: String,
+    /// `sub_family_name`, never blank.
     pub family_name: String,
+    /// The phone number claim: whose data the citizen may order and download.
     pub phone: PhoneNumber,
 }
 
@@ -269,6 +272,9 @@ impl TokenVerifier {
     }
 
     /// Verifies the `Authorization` header's bearer token and returns its citizen.
+    ///
+    /// Must run inside a Tokio runtime: keys from a JWKS URL that have grown old
+    /// are re-fetched on a spawned task.
     pub async fn verify(&self, authorization_header: Option<&str>) -> Result<Citizen, AuthError> {
         let result = self.verify_token(authorization_header).await;
 
@@ -1141,7 +1147,7 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_kid_reloads_again_once_the_interval_has_passed() {
         let policy = RefreshPolicy {
-            min_reload_interval: Duration::from_millis(100),
+            min_reload_interval: Duration::from_millis(500),
             ..RefreshPolicy::default()
         };
         let fixture = jwks_verifier(&[&KEY], policy).await;
@@ -1152,7 +1158,7 @@ mod tests {
         assert_eq!(fixture.reloads(), 1);
 
         fixture.publish(&[&KEY, &NEXT_KEY]);
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(fixture.verify(&token).await.is_ok());
         assert_eq!(fixture.reloads(), 2);
     }
