@@ -222,7 +222,8 @@ async fn a_chunk_missing_mid_stream_aborts_the_connection() {
 #[tokio::test]
 async fn a_client_that_disconnects_leaves_the_server_serving() {
     let app = TestApp::spawn().await;
-    let path = ready_export(&app, 50_000).await;
+    let request = synthetic_ready_export(&app.env, PHONE, 24 << 20).await;
+    let path = format!("/fhi/fhi-egress/{}", request.id);
     let mut answer = get(&app, &path, &[]).await;
     let first = answer.chunk().await.unwrap().unwrap();
     assert!(!first.is_empty());
@@ -236,4 +237,31 @@ async fn a_client_that_disconnects_leaves_the_server_serving() {
         1,
         "only the finished download is logged"
     );
+}
+
+#[tokio::test]
+async fn a_shutdown_lets_running_downloads_finish_and_refuses_new_ones() {
+    let app = TestApp::spawn().await;
+    let request = synthetic_ready_export(&app.env, PHONE, 24 << 20).await;
+    let mut answer = get(&app, &format!("/fhi/fhi-egress/{}", request.id), &[]).await;
+    let expected: usize = answer.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut received = answer.chunk().await.unwrap().unwrap().len();
+
+    app.shut_down();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = reqwest::Client::new().get(app.url("/healthz")).send().await;
+    assert!(
+        refused.is_err(),
+        "a new connection was accepted during shutdown"
+    );
+
+    while let Some(chunk) = answer.chunk().await.unwrap() {
+        received += chunk.len();
+    }
+    assert_eq!(received, expected);
+    assert!(expected > 24 << 20);
 }

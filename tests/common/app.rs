@@ -62,6 +62,11 @@ impl TestApp {
         }
     }
 
+    /// Starts the graceful shutdown an operator's SIGTERM would.
+    pub fn shut_down(&self) {
+        self.shutdown.cancel();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -284,6 +284,65 @@ pub fn device(model: &str) -> DeviceInfo {
     }
 }
 
+/// A ready FHI export of one device whose document is `size` bytes of
+/// incompressible data (deflate "stored" blocks), written straight into the store:
+/// large archives without exporting millions of rows.
+pub async fn synthetic_ready_export(env: &TestEnv, phone: &str, size: usize) -> RequestRecord {
+    use std::io::Write;
+
+    let uuid = env.insert_device(phone, &device("synthetic")).await;
+    let request = env.order(Channel::Fhi, phone, TimeWindow::default()).await;
+    env.store
+        .claim_job(Duration::from_secs(60))
+        .await
+        .expect("claim");
+    let insight::store::Attempt::Started { lease, .. } = env
+        .store
+        .begin_attempt(request.id, 5)
+        .await
+        .expect("begin attempt")
+    else {
+        panic!("no attempt started");
+    };
+
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::none());
+    encoder.write_all(&data).expect("deflate");
+    let compressed = encoder.finish().expect("deflate");
+    let chunk_size = 256 * 1024;
+    let mut chunks = 0;
+    for (index, chunk) in compressed.chunks(chunk_size).enumerate() {
+        let bytes = bytes::Bytes::copy_from_slice(chunk);
+        lease
+            .store_chunk(0, index as u64, bytes)
+            .await
+            .expect("store chunk");
+        chunks += 1;
+    }
+    let entry = insight::store::EntryRecord {
+        uuid,
+        crc32: crc32fast::hash(&data),
+        compressed_size: compressed.len() as u64,
+        uncompressed_size: size as u64,
+        chunk_size: chunk_size as u64,
+        chunks,
+        gps_events: 0,
+        bluetooth_contacts: 0,
+    };
+    lease.record_entry(0, &entry).await.expect("record entry");
+    lease.mark_ready(Utc::now()).await.expect("mark ready");
+    env.store.remove_job(request.id).await.expect("remove job");
+    request
+}
+
 /// A stored device document, joined from its chunks and inflated.
 pub async fn stored_document(env: &TestEnv, id: RequestId, index: usize) -> serde_json::Value {
     use std::io::Read;
