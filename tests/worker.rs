@@ -33,6 +33,41 @@ fn contact(at: &str, tx_power: Option<i32>) -> BluetoothContact {
     }
 }
 
+/// Starts `insight worker` as its own process on the test's database and keys.
+fn spawn_worker(env: &TestEnv, lease: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_insight"))
+        .arg("worker")
+        .env("DATABASE_URL", &env.database_url)
+        .env("REDIS_URL", redis_url())
+        .env("INSIGHT_REDIS_PREFIX", &env.prefix)
+        .env("WORKER_LEASE", lease)
+        .env("WORKER_CHUNK_SIZE", "8192")
+        .env("WORKER_POLL_INTERVAL", "10ms")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the worker")
+}
+
+/// Waits (up to a minute) until a key exists: the worker has reached that point.
+async fn wait_for_key(env: &TestEnv, key: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let exists: i64 = fred::prelude::KeysInterface::exists(&env.redis, key)
+            .await
+            .unwrap();
+        if exists == 1 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never wrote {key}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_device_document_equals_its_source_rows() {
     let env = TestEnv::new().await;
@@ -332,36 +367,11 @@ async fn a_killed_worker_job_is_finished_by_another_with_every_row_once() {
     let request = env.order(Channel::Fhi, phone, TimeWindow::default()).await;
     assert_eq!(request.devices, [small, big]);
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_insight"))
-        .arg("worker")
-        .env("DATABASE_URL", &env.database_url)
-        .env("REDIS_URL", redis_url())
-        .env("INSIGHT_REDIS_PREFIX", &env.prefix)
-        .env("WORKER_LEASE", "2s")
-        .env("WORKER_CHUNK_SIZE", "8192")
-        .env("WORKER_POLL_INTERVAL", "10ms")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_worker(&env, "2s");
 
     // Kill it once the big device is half-written: its chunk key exists.
     let big_key = env.store.keys().device(request.id, 1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let exists: i64 = fred::prelude::KeysInterface::exists(&env.redis, &big_key)
-            .await
-            .unwrap();
-        if exists == 1 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker never started the big device"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_for_key(&env, &big_key).await;
     child.start_kill().unwrap(); // SIGKILL
     child.wait().await.unwrap();
     let interrupted = env.request(request.id).await;
@@ -405,34 +415,9 @@ async fn a_worker_stopped_by_sigterm_hands_its_job_back_and_exits_cleanly() {
     env.insert_many_gps(big, 300_000).await;
     let request = env.order(Channel::Fhi, phone, TimeWindow::default()).await;
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_insight"))
-        .arg("worker")
-        .env("DATABASE_URL", &env.database_url)
-        .env("REDIS_URL", redis_url())
-        .env("INSIGHT_REDIS_PREFIX", &env.prefix)
-        .env("WORKER_LEASE", "60s")
-        .env("WORKER_CHUNK_SIZE", "8192")
-        .env("WORKER_POLL_INTERVAL", "10ms")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_worker(&env, "60s");
     let key = env.store.keys().device(request.id, 0);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let exists: i64 = fred::prelude::KeysInterface::exists(&env.redis, &key)
-            .await
-            .unwrap();
-        if exists == 1 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker never started"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_for_key(&env, &key).await;
     let pid = child.id().unwrap();
     std::process::Command::new("kill")
         .arg("-TERM")

@@ -21,10 +21,11 @@ use axum::routing::{get, post};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use download::Archive;
 pub use error::ApiError;
@@ -153,14 +154,22 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(CatchPanicLayer::custom(panic_answer))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            let id = request
-                .headers()
-                .get(&REQUEST_ID_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), http.request_id = id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let id = request
+                        .headers()
+                        .get(&REQUEST_ID_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), http.request_id = id)
+                })
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(LatencyUnit::Millis),
+                ),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER.clone(), MakeRequestUuid))
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -192,8 +201,9 @@ pub async fn run(
     shutdown: CancellationToken,
     grace: Duration,
 ) -> anyhow::Result<()> {
-    let address = listener.local_addr().ok();
-    tracing::info!(listen = ?address, "API listening");
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(listen = %address, "API listening");
+    }
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

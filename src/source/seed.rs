@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+use sqlx::postgres::PgCopyIn;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -103,10 +104,30 @@ struct PlannedDevice {
     start: DateTime<Utc>,
 }
 
-/// Fills the source tables. Existing rows are left alone.
-pub async fn seed(pool: &PgPool, plan: &SeedPlan) -> Result<SeedReport, sqlx::Error> {
+/// Why a population could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("the population of seed {0} is already loaded; choose another --seed")]
+    AlreadyLoaded(u64),
+    #[error("postgres: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Fills the source tables. Existing rows are left alone; loading the same seed
+/// twice is refused, since it would repeat the same devices.
+pub async fn seed(pool: &PgPool, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
     let started = Instant::now();
     let (citizens, devices) = plan_population(plan);
+
+    let uuids: Vec<Uuid> = devices.iter().map(|d| d.uuid).collect();
+    let loaded: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM devices WHERE uuid = ANY($1))")
+            .bind(&uuids)
+            .fetch_one(pool)
+            .await?;
+    if loaded {
+        return Err(SeedError::AlreadyLoaded(plan.seed));
+    }
 
     let mut conn = pool.acquire().await?;
     copy_devices(&mut conn, &citizens, &devices).await?;
@@ -196,7 +217,41 @@ fn log_normal(rng: &mut StdRng, median: f64) -> u64 {
     (median * normal.exp()).round().clamp(0.0, 50_000.0) as u64
 }
 
-const FLUSH_AT: usize = 1 << 20;
+/// Rows of one `COPY ... FROM STDIN` in text format, sent in batches of about a
+/// megabyte so that memory stays flat however many rows go in.
+struct CopyBatches<'c> {
+    copy: PgCopyIn<&'c mut PgConnection>,
+    buf: String,
+    rows: u64,
+}
+
+impl<'c> CopyBatches<'c> {
+    const FLUSH_AT: usize = 1 << 20;
+
+    async fn start(conn: &'c mut PgConnection, statement: &str) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            copy: conn.copy_in_raw(statement).await?,
+            buf: String::with_capacity(Self::FLUSH_AT + 4096),
+            rows: 0,
+        })
+    }
+
+    /// Counts the row just written into `buf`, and sends the batch when it is full.
+    async fn row_written(&mut self) -> Result<(), sqlx::Error> {
+        self.rows += 1;
+        if self.buf.len() >= Self::FLUSH_AT {
+            self.copy.send(self.buf.as_bytes()).await?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<u64, sqlx::Error> {
+        self.copy.send(self.buf.as_bytes()).await?;
+        self.copy.finish().await?;
+        Ok(self.rows)
+    }
+}
 
 async fn copy_devices(
     conn: &mut PgConnection,
@@ -208,28 +263,23 @@ async fn copy_devices(
         ("android", "14", "Pixel 7"),
         ("android", "13", "Galaxy S22 «Ærlig»"),
     ];
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY devices (uuid, phone_number, platform, os_version, app_version, model, created_at) FROM STDIN",
-        )
-        .await?;
-    let mut buf = String::with_capacity(FLUSH_AT + 4096);
+    let mut copy = CopyBatches::start(
+        conn,
+        "COPY devices (uuid, phone_number, platform, os_version, app_version, model, created_at) FROM STDIN",
+    )
+    .await?;
     for (index, device) in devices.iter().enumerate() {
         let (platform, os, model) = platforms[index % platforms.len()];
         let phone = &citizens[device.phone].phone_number;
-        let created = device.start.format("%Y-%m-%d %H:%M:%S+00");
         let _ = writeln!(
-            buf,
-            "{}\t{phone}\t{platform}\t{os}\t1.{}.0\t{model}\t{created}",
+            copy.buf,
+            "{}\t{phone}\t{platform}\t{os}\t1.{}.0\t{model}\t{}",
             device.uuid,
-            index % 4
+            index % 4,
+            PgTime(device.start.timestamp()),
         );
-        if buf.len() >= FLUSH_AT {
-            copy.send(buf.as_bytes()).await?;
-            buf.clear();
-        }
+        copy.row_written().await?;
     }
-    copy.send(buf.as_bytes()).await?;
     copy.finish().await?;
     Ok(())
 }
@@ -246,14 +296,12 @@ async fn copy_gps(
     devices: &[PlannedDevice],
     gps_share: f64,
 ) -> Result<u64, sqlx::Error> {
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY gps_events (uuid, time_from, time_to, latitude, longitude, accuracy, speed,
-                              speed_accuracy, altitude, altitude_accuracy) FROM STDIN",
-        )
-        .await?;
-    let mut buf = String::with_capacity(FLUSH_AT + 4096);
-    let mut rows = 0;
+    let mut copy = CopyBatches::start(
+        conn,
+        "COPY gps_events (uuid, time_from, time_to, latitude, longitude, accuracy, speed,
+                          speed_accuracy, altitude, altitude_accuracy) FROM STDIN",
+    )
+    .await?;
     for device in devices {
         let (count, _) = split_events(device, gps_share);
         let mut rng = StdRng::seed_from_u64(device.rng_seed);
@@ -268,11 +316,11 @@ async fn copy_gps(
             lat += rng.random_range(-0.001..0.001);
             lon += rng.random_range(-0.001..0.001);
             let _ = write!(
-                buf,
-                "{}\t{}\t{}\t{lat:.6}\t{lon:.6}\t",
+                copy.buf,
+                "{}\t{}\t{}\t{lat:.6}\t{lon:.6}",
                 device.uuid,
-                pg_time(at),
-                pg_time(until)
+                PgTime(at),
+                PgTime(until)
             );
             for (value, nullable) in [
                 (rng.random_range(3.0..40.0f32), false),
@@ -282,23 +330,16 @@ async fn copy_gps(
                 (rng.random_range(1.0..10.0f32), true),
             ] {
                 if nullable && rng.random_bool(0.05) {
-                    buf.push_str("\\N\t");
+                    copy.buf.push_str("\t\\N");
                 } else {
-                    let _ = write!(buf, "{value:.1}\t");
+                    let _ = write!(copy.buf, "\t{value:.1}");
                 }
             }
-            buf.pop();
-            buf.push('\n');
-            rows += 1;
-            if buf.len() >= FLUSH_AT {
-                copy.send(buf.as_bytes()).await?;
-                buf.clear();
-            }
+            copy.buf.push('\n');
+            copy.row_written().await?;
         }
     }
-    copy.send(buf.as_bytes()).await?;
-    copy.finish().await?;
-    Ok(rows)
+    copy.finish().await
 }
 
 async fn copy_bluetooth(
@@ -306,13 +347,11 @@ async fn copy_bluetooth(
     devices: &[PlannedDevice],
     gps_share: f64,
 ) -> Result<u64, sqlx::Error> {
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY bluetooth_events (uuid, paired_uuid, paired_time, rssi, tx_power) FROM STDIN",
-        )
-        .await?;
-    let mut buf = String::with_capacity(FLUSH_AT + 4096);
-    let mut rows = 0;
+    let mut copy = CopyBatches::start(
+        conn,
+        "COPY bluetooth_events (uuid, paired_uuid, paired_time, rssi, tx_power) FROM STDIN",
+    )
+    .await?;
     for device in devices {
         let (_, count) = split_events(device, gps_share);
         let mut rng = StdRng::seed_from_u64(device.rng_seed ^ 0x5eed_b1e7);
@@ -321,29 +360,33 @@ async fn copy_bluetooth(
             at += rng.random_range(5..900);
             let other = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
             let rssi = rng.random_range(-100..-30);
-            let _ = write!(buf, "{}\t{other}\t{}\t{rssi}\t", device.uuid, pg_time(at));
+            let _ = write!(
+                copy.buf,
+                "{}\t{other}\t{}\t{rssi}\t",
+                device.uuid,
+                PgTime(at)
+            );
             if rng.random_bool(0.1) {
-                buf.push_str("\\N\n");
+                copy.buf.push_str("\\N\n");
             } else {
-                let _ = writeln!(buf, "{}", rng.random_range(-20..20));
+                let _ = writeln!(copy.buf, "{}", rng.random_range(-20..20));
             }
-            rows += 1;
-            if buf.len() >= FLUSH_AT {
-                copy.send(buf.as_bytes()).await?;
-                buf.clear();
-            }
+            copy.row_written().await?;
         }
     }
-    copy.send(buf.as_bytes()).await?;
-    copy.finish().await?;
-    Ok(rows)
+    copy.finish().await
 }
 
-/// Unix seconds as a PostgreSQL text timestamp in UTC. `@` is epoch input.
-fn pg_time(unix: i64) -> String {
-    match DateTime::from_timestamp(unix, 0) {
-        Some(t) => t.format("%Y-%m-%d %H:%M:%S+00").to_string(),
-        None => "\\N".to_owned(),
+/// Unix seconds written as a PostgreSQL text timestamp in UTC, straight into the
+/// batch without an intermediate string.
+struct PgTime(i64);
+
+impl std::fmt::Display for PgTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match DateTime::from_timestamp(self.0, 0) {
+            Some(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S+00")),
+            None => f.write_str("\\N"),
+        }
     }
 }
 
