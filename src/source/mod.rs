@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod rows;
 pub mod seed;
+mod utc_time;
 
 use std::time::Duration;
 

@@ -3,9 +3,11 @@
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use super::utc_time;
 use crate::domain::{PhoneNumber, TimeWindow};
 
 /// What the backend knows about one installation of the app.
@@ -19,9 +21,11 @@ pub struct DeviceInfo {
 }
 
 /// One GPS interval, as exported.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GpsEvent {
+    #[serde(serialize_with = "utc_time::serialize")]
     pub time_from: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "utc_time::serialize")]
     pub time_to: Option<DateTime<Utc>>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
@@ -34,11 +38,41 @@ pub struct GpsEvent {
 
 /// One Bluetooth contact, as exported: the other device's uuid is another person's
 /// pseudonym and is never read.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BluetoothContact {
+    #[serde(serialize_with = "utc_time::serialize")]
     pub paired_time: Option<DateTime<Utc>>,
     pub rssi: Option<i32>,
     pub tx_power: Option<i32>,
+}
+
+// Rows are read by column position, in the order of the queries below: looking
+// columns up by name costs more than the rest of decoding a row.
+
+impl FromRow<'_, PgRow> for GpsEvent {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            time_from: row.try_get(0)?,
+            time_to: row.try_get(1)?,
+            latitude: row.try_get(2)?,
+            longitude: row.try_get(3)?,
+            accuracy: row.try_get(4)?,
+            speed: row.try_get(5)?,
+            speed_accuracy: row.try_get(6)?,
+            altitude: row.try_get(7)?,
+            altitude_accuracy: row.try_get(8)?,
+        })
+    }
+}
+
+impl FromRow<'_, PgRow> for BluetoothContact {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            paired_time: row.try_get(0)?,
+            rssi: row.try_get(1)?,
+            tx_power: row.try_get(2)?,
+        })
+    }
 }
 
 /// The device uuids registered to a phone number, oldest first.
