@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use bytes::{BufMut, Bytes, BytesMut};
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
+use tokio::task::JoinHandle;
 
 /// Sizes and checksum of a finished document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,68 @@ impl ChunkedDeflate {
     }
 }
 
+/// A [`ChunkedDeflate`] that compresses each batch on a blocking thread, so that
+/// deflating one batch overlaps with reading and encoding the rows of the next:
+/// on a machine with two cores that is most of the export's work done twice as fast.
+/// At most one batch is in flight.
+pub struct BackgroundDeflate {
+    idle: Option<ChunkedDeflate>,
+    running: Option<JoinHandle<(ChunkedDeflate, io::Result<()>)>>,
+}
+
+impl BackgroundDeflate {
+    pub fn new(chunk_size: usize, level: u32) -> Self {
+        Self {
+            idle: Some(ChunkedDeflate::new(chunk_size, level)),
+            running: None,
+        }
+    }
+
+    /// Waits for the batch in flight, starts compressing `batch`, and answers the
+    /// chunks the previous batch completed.
+    pub async fn write(&mut self, batch: Vec<u8>) -> io::Result<Vec<Bytes>> {
+        let (mut stream, chunks) = self.settle().await?;
+        self.running = Some(tokio::task::spawn_blocking(move || {
+            let written = stream.write(&batch);
+            (stream, written)
+        }));
+        Ok(chunks)
+    }
+
+    /// Compresses the last batch and ends the stream: the remaining chunks and the
+    /// document's checksum and sizes.
+    pub async fn finish(&mut self, last: Vec<u8>) -> io::Result<(Vec<Bytes>, Deflated)> {
+        let (mut stream, mut chunks) = self.settle().await?;
+        let (rest, deflated) = tokio::task::spawn_blocking(move || {
+            stream.write(&last)?;
+            stream.finish()
+        })
+        .await
+        .map_err(io::Error::other)??;
+        chunks.extend(rest);
+        Ok((chunks, deflated))
+    }
+
+    /// The stream once no batch is in flight, with the full chunks it holds.
+    async fn settle(&mut self) -> io::Result<(ChunkedDeflate, Vec<Bytes>)> {
+        let mut stream = match (self.idle.take(), self.running.take()) {
+            (Some(stream), _) => stream,
+            (None, Some(running)) => {
+                let (stream, written) = running.await.map_err(io::Error::other)?;
+                written?;
+                stream
+            }
+            (None, None) => {
+                return Err(io::Error::other(
+                    "the deflate stream was lost to an earlier failure",
+                ));
+            }
+        };
+        let chunks = std::iter::from_fn(|| stream.take_chunk()).collect();
+        Ok((stream, chunks))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;
@@ -128,5 +191,32 @@ mod tests {
         assert_eq!(chunks.len(), 1);
         assert_eq!(summary.uncompressed_size, 0);
         assert_eq!(summary.crc32, 0);
+    }
+
+    #[tokio::test]
+    async fn background_batches_give_the_same_stream() {
+        let data: Vec<u8> = (0..400_000u32)
+            .flat_map(|i| (i % 977).to_le_bytes())
+            .collect();
+        let mut background = BackgroundDeflate::new(4096, 6);
+        let mut chunks = Vec::new();
+        let mut batches = data.chunks(50_000).map(<[u8]>::to_vec).collect::<Vec<_>>();
+        let last = batches.pop().unwrap();
+        for batch in batches {
+            chunks.extend(background.write(batch).await.unwrap());
+        }
+        let (rest, summary) = background.finish(last).await.unwrap();
+        chunks.extend(rest);
+
+        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let mut inflated = Vec::new();
+        flate2::read::DeflateDecoder::new(&joined[..])
+            .read_to_end(&mut inflated)
+            .unwrap();
+        assert_eq!(inflated, data);
+        assert_eq!(summary.crc32, crc32fast::hash(&data));
+        assert_eq!(summary.compressed_size, joined.len() as u64);
+        let (_, full) = chunks.split_last().unwrap();
+        assert!(full.iter().all(|c| c.len() == 4096));
     }
 }

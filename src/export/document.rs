@@ -2,17 +2,19 @@
 //!
 //! `{"uuid":…,"device":{…},"gps_events":[…],"bluetooth_contacts":[…]}`
 //!
-//! Only the row being encoded is held; the output goes straight into the deflate
-//! stream.
+//! The JSON is handed out in batches of about [`BATCH_SIZE`] bytes to be deflated;
+//! only the batch being filled is held.
 
 use std::io;
 
-use bytes::Bytes;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::deflate::{ChunkedDeflate, Deflated};
 use crate::source::rows::{BluetoothContact, DeviceInfo, GpsEvent};
+
+/// JSON bytes handed to the deflate stream at a time: large enough that handing
+/// over costs nothing next to compressing, small enough to hold two of.
+pub const BATCH_SIZE: usize = 128 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Section {
@@ -20,19 +22,17 @@ enum Section {
     Bluetooth,
 }
 
-/// Writes one device document into a [`ChunkedDeflate`].
+/// Writes one device document as JSON.
 pub struct DocumentWriter {
-    out: ChunkedDeflate,
-    scratch: Vec<u8>,
+    json: Vec<u8>,
     section: Section,
     gps_events: u64,
     bluetooth_contacts: u64,
 }
 
-/// A finished document: the last chunks, checksum, sizes and event counts.
+/// The end of a document: its last batch of JSON and its event counts.
 pub struct FinishedDocument {
-    pub chunks: Vec<Bytes>,
-    pub deflated: Deflated,
+    pub last_batch: Vec<u8>,
     pub gps_events: u64,
     pub bluetooth_contacts: u64,
 }
@@ -40,25 +40,18 @@ pub struct FinishedDocument {
 impl DocumentWriter {
     /// Starts a document with its uuid and device fields (`null` when the device row
     /// is gone).
-    pub fn begin(
-        uuid: Uuid,
-        device: Option<&DeviceInfo>,
-        chunk_size: usize,
-        level: u32,
-    ) -> io::Result<Self> {
+    pub fn begin(uuid: Uuid, device: Option<&DeviceInfo>) -> io::Result<Self> {
         let mut writer = Self {
-            out: ChunkedDeflate::new(chunk_size, level),
-            scratch: Vec::with_capacity(512),
+            json: Vec::with_capacity(BATCH_SIZE + 1024),
             section: Section::Gps,
             gps_events: 0,
             bluetooth_contacts: 0,
         };
-        writer.scratch.extend_from_slice(b"{\"uuid\":");
-        serde_json::to_writer(&mut writer.scratch, &uuid)?;
-        writer.scratch.extend_from_slice(b",\"device\":");
-        serde_json::to_writer(&mut writer.scratch, &device)?;
-        writer.scratch.extend_from_slice(b",\"gps_events\":[");
-        writer.flush_scratch()?;
+        writer.json.extend_from_slice(b"{\"uuid\":");
+        serde_json::to_writer(&mut writer.json, &uuid)?;
+        writer.json.extend_from_slice(b",\"device\":");
+        serde_json::to_writer(&mut writer.json, &device)?;
+        writer.json.extend_from_slice(b",\"gps_events\":[");
         Ok(writer)
     }
 
@@ -71,56 +64,52 @@ impl DocumentWriter {
 
     pub fn bluetooth_contact(&mut self, contact: &BluetoothContact) -> io::Result<()> {
         if self.section == Section::Gps {
-            self.start_bluetooth()?;
+            self.start_bluetooth();
         }
         let first = self.bluetooth_contacts == 0;
         self.bluetooth_contacts += 1;
         self.element(first, contact)
     }
 
-    /// A full chunk of compressed output, when one is ready to store.
-    pub fn take_chunk(&mut self) -> Option<Bytes> {
-        self.out.take_chunk()
+    /// A batch of JSON, once at least [`BATCH_SIZE`] bytes have gathered.
+    pub fn take_batch(&mut self) -> Option<Vec<u8>> {
+        if self.json.len() < BATCH_SIZE {
+            return None;
+        }
+        Some(std::mem::replace(
+            &mut self.json,
+            Vec::with_capacity(BATCH_SIZE + 1024),
+        ))
     }
 
-    pub fn finish(mut self) -> io::Result<FinishedDocument> {
+    pub fn finish(mut self) -> FinishedDocument {
         if self.section == Section::Gps {
-            self.start_bluetooth()?;
+            self.start_bluetooth();
         }
-        self.out.write(b"]}")?;
-        let (chunks, deflated) = self.out.finish()?;
-        Ok(FinishedDocument {
-            chunks,
-            deflated,
+        self.json.extend_from_slice(b"]}");
+        FinishedDocument {
+            last_batch: self.json,
             gps_events: self.gps_events,
             bluetooth_contacts: self.bluetooth_contacts,
-        })
+        }
     }
 
-    fn start_bluetooth(&mut self) -> io::Result<()> {
+    fn start_bluetooth(&mut self) {
         self.section = Section::Bluetooth;
-        self.out.write(b"],\"bluetooth_contacts\":[")
+        self.json.extend_from_slice(b"],\"bluetooth_contacts\":[");
     }
 
     fn element(&mut self, first: bool, value: &impl Serialize) -> io::Result<()> {
         if !first {
-            self.scratch.push(b',');
+            self.json.push(b',');
         }
-        serde_json::to_writer(&mut self.scratch, value)?;
-        self.flush_scratch()
-    }
-
-    fn flush_scratch(&mut self) -> io::Result<()> {
-        self.out.write(&self.scratch)?;
-        self.scratch.clear();
+        serde_json::to_writer(&mut self.json, value)?;
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
-
     use chrono::{DateTime, Utc};
     use serde_json::{Value, json};
 
@@ -130,14 +119,9 @@ mod tests {
         Some(s.parse().unwrap())
     }
 
-    fn inflate(doc: FinishedDocument, mut earlier: Vec<Bytes>) -> Value {
-        earlier.extend(doc.chunks);
-        let joined: Vec<u8> = earlier.iter().flat_map(|c| c.iter().copied()).collect();
-        let mut text = String::new();
-        flate2::read::DeflateDecoder::new(&joined[..])
-            .read_to_string(&mut text)
-            .unwrap();
-        serde_json::from_str(&text).unwrap()
+    fn parse(doc: FinishedDocument, mut earlier: Vec<Vec<u8>>) -> Value {
+        earlier.push(doc.last_batch);
+        serde_json::from_slice(&earlier.concat()).unwrap()
     }
 
     #[test]
@@ -150,8 +134,8 @@ mod tests {
             model: Some("Pixel «Ærlig» 日本".into()),
             created_at: time("2020-04-16T08:00:00Z"),
         };
-        let mut writer = DocumentWriter::begin(uuid, Some(&device), 64, 6).unwrap();
-        let mut chunks = Vec::new();
+        let mut writer = DocumentWriter::begin(uuid, Some(&device)).unwrap();
+        let mut batches = Vec::new();
         for minute in 0..3 {
             writer
                 .gps_event(&GpsEvent {
@@ -166,7 +150,7 @@ mod tests {
                     altitude_accuracy: Some(3.0),
                 })
                 .unwrap();
-            chunks.extend(writer.take_chunk());
+            batches.extend(writer.take_batch());
         }
         writer
             .bluetooth_contact(&BluetoothContact {
@@ -175,10 +159,10 @@ mod tests {
                 tx_power: None,
             })
             .unwrap();
-        let doc = writer.finish().unwrap();
+        let doc = writer.finish();
         assert_eq!((doc.gps_events, doc.bluetooth_contacts), (3, 1));
 
-        let value = inflate(doc, chunks);
+        let value = parse(doc, batches);
         assert_eq!(value["uuid"], json!("00000000-0000-0000-0000-000000000000"));
         assert_eq!(value["device"]["model"], json!("Pixel «Ærlig» 日本"));
         assert_eq!(value["device"]["created_at"], json!("2020-04-16T08:00:00Z"));
@@ -201,8 +185,8 @@ mod tests {
 
     #[test]
     fn a_device_without_rows_has_empty_lists() {
-        let writer = DocumentWriter::begin(Uuid::nil(), None, 1024, 6).unwrap();
-        let value = inflate(writer.finish().unwrap(), Vec::new());
+        let writer = DocumentWriter::begin(Uuid::nil(), None).unwrap();
+        let value = parse(writer.finish(), Vec::new());
         assert_eq!(
             value,
             json!({"uuid": "00000000-0000-0000-0000-000000000000", "device": null,

@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::DEFLATE_LEVEL;
+use super::deflate::BackgroundDeflate;
 use super::document::DocumentWriter;
 use crate::source::rows;
 use crate::store::{EntryRecord, Lease, StoreError};
@@ -71,40 +72,40 @@ async fn export_device(
 ) -> Result<EntryRecord, ExportError> {
     let window = lease.request().window;
     lease.reset_device(index).await?;
-    let mut chunks = ChunkCounter {
+    let mut out = DeviceOutput {
         lease,
         index,
+        deflate: BackgroundDeflate::new(chunk_size, DEFLATE_LEVEL),
         stored: 0,
     };
 
     let device = rows::device_info(conn, uuid).await?;
-    let mut doc = DocumentWriter::begin(uuid, device.as_ref(), chunk_size, DEFLATE_LEVEL)?;
+    let mut doc = DocumentWriter::begin(uuid, device.as_ref())?;
 
     let mut gps = rows::gps_events(conn, uuid, window);
     while let Some(event) = gps.try_next().await? {
         doc.gps_event(&event)?;
-        chunks.store_ready(&mut doc).await?;
+        out.pass_on(&mut doc).await?;
     }
     drop(gps);
 
     let mut contacts = rows::bluetooth_contacts(conn, uuid, window);
     while let Some(contact) = contacts.try_next().await? {
         doc.bluetooth_contact(&contact)?;
-        chunks.store_ready(&mut doc).await?;
+        out.pass_on(&mut doc).await?;
     }
     drop(contacts);
 
-    let finished = doc.finish()?;
-    for chunk in finished.chunks {
-        chunks.store(chunk).await?;
-    }
+    let finished = doc.finish();
+    let (chunks, deflated) = out.deflate.finish(finished.last_batch).await?;
+    out.store(chunks).await?;
     let entry = EntryRecord {
         uuid,
-        crc32: finished.deflated.crc32,
-        compressed_size: finished.deflated.compressed_size,
-        uncompressed_size: finished.deflated.uncompressed_size,
+        crc32: deflated.crc32,
+        compressed_size: deflated.compressed_size,
+        uncompressed_size: deflated.uncompressed_size,
         chunk_size: chunk_size as u64,
-        chunks: chunks.stored,
+        chunks: out.stored,
         gps_events: finished.gps_events,
         bluetooth_contacts: finished.bluetooth_contacts,
     };
@@ -112,25 +113,31 @@ async fn export_device(
     Ok(entry)
 }
 
-struct ChunkCounter<'a> {
+/// Where a device's document goes: deflated in the background, stored in chunks.
+struct DeviceOutput<'a> {
     lease: &'a Lease,
     index: usize,
+    deflate: BackgroundDeflate,
     stored: u64,
 }
 
-impl ChunkCounter<'_> {
-    async fn store_ready(&mut self, doc: &mut DocumentWriter) -> Result<(), StoreError> {
-        if let Some(chunk) = doc.take_chunk() {
-            self.store(chunk).await?;
+impl DeviceOutput<'_> {
+    /// Hands a full batch of JSON to the deflate stream, storing what it completed.
+    async fn pass_on(&mut self, doc: &mut DocumentWriter) -> Result<(), ExportError> {
+        if let Some(batch) = doc.take_batch() {
+            let chunks = self.deflate.write(batch).await?;
+            self.store(chunks).await?;
         }
         Ok(())
     }
 
-    async fn store(&mut self, chunk: Bytes) -> Result<(), StoreError> {
-        self.lease
-            .store_chunk(self.index, self.stored, chunk)
-            .await?;
-        self.stored += 1;
+    async fn store(&mut self, chunks: Vec<Bytes>) -> Result<(), StoreError> {
+        for chunk in chunks {
+            self.lease
+                .store_chunk(self.index, self.stored, chunk)
+                .await?;
+            self.stored += 1;
+        }
         Ok(())
     }
 }
