@@ -551,3 +551,92 @@ async fn health_readiness_and_metrics_answer() {
     assert!(metrics.contains("insight_orders_total"), "{metrics}");
     assert!(metrics.contains("insight_queue_depth"), "{metrics}");
 }
+
+/// A Redis server of the test's own, to be stopped under the app.
+async fn private_redis() -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("redis://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return (child, url);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server did not start");
+}
+
+#[tokio::test]
+async fn redis_going_away_answers_503_not_a_hang() {
+    let (mut redis, url) = private_redis().await;
+    let mut env = TestEnv::new().await;
+    env.store = insight::store::Store::connect(&url, &env.prefix, 2)
+        .await
+        .unwrap();
+    let app = TestApp::spawn_on(env, |_| {}).await;
+    citizen_with_rows(&app, PHONE, 5).await;
+    let path = app.ordered_path(PHONE).await;
+
+    redis.kill().await.unwrap();
+    let answer = app
+        .call(Method::GET, &path, Some(PHONE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
+    assert!(answer.headers().contains_key("retry-after"));
+    assert!(
+        json_of(answer).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable")
+    );
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(json_of(ready).await["redis"], json!("unreachable"));
+}
+
+#[tokio::test]
+async fn postgres_going_away_answers_503() {
+    let app = TestApp::spawn().await;
+    citizen_with_rows(&app, PHONE, 5).await;
+    let admin = insight::source::connect(&format!("{}/postgres", postgres_base()), 1)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "DROP DATABASE {} WITH (FORCE)",
+        app.env.database_name
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+
+    let answer = app.order_helsenorge(PHONE).await;
+    assert_eq!(answer.status(), 503);
+    assert!(answer.headers().contains_key("retry-after"));
+    assert!(json_of(answer).await["message"].is_string());
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(json_of(ready).await["postgres"], json!("unreachable"));
+}

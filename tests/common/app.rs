@@ -31,7 +31,11 @@ impl TestApp {
 
     /// Starts an app after `adjust` has changed its settings.
     pub async fn spawn_with(adjust: impl FnOnce(&mut ApiSettings)) -> Self {
-        let env = TestEnv::new().await;
+        Self::spawn_on(TestEnv::new().await, adjust).await
+    }
+
+    /// Starts an app on a prepared environment.
+    pub async fn spawn_on(env: TestEnv, adjust: impl FnOnce(&mut ApiSettings)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let keys = DevKeyPair::generate("test-key").expect("generate keys");
         let jwks = dir.path().join("jwks.json");
