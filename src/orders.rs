@@ -9,19 +9,15 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::domain::{Channel, PhoneNumber, RequestId, TimeWindow};
-use crate::source::access_log::{self, OrderRecord};
+use crate::source::access_log::{self, Requester};
 use crate::source::rows;
 use crate::store::{NewRequest, RequestRecord, Status, Store, StoreError};
 
-/// Who orders, for whom, and on what grounds.
+/// An export ordered on a channel, for a requester, over a time window.
 #[derive(Debug, Clone)]
 pub struct Order {
     pub channel: Channel,
-    pub phone: PhoneNumber,
-    pub person_name: String,
-    pub person_id: Option<String>,
-    pub person_organization: Option<String>,
-    pub legal_means: String,
+    pub requester: Requester,
     pub window: TimeWindow,
 }
 
@@ -104,11 +100,11 @@ impl Orders {
     /// Orders an export, or answers the live request already ordered for the same
     /// phone number on the same channel.
     pub async fn place(&self, order: &Order) -> Result<Placed, OrderError> {
-        let devices = rows::devices_of(&self.pool, &order.phone).await?;
+        let devices = rows::devices_of(&self.pool, &order.requester.phone).await?;
         if devices.is_empty() {
             return Ok(Placed::NotFound);
         }
-        let owner = owner_hash(&order.phone);
+        let owner = owner_hash(&order.requester.phone);
 
         // A concurrent order can win the owner pointer between our read and our
         // claim; then its request is the answer, read on the next round.
@@ -162,19 +158,8 @@ impl Orders {
     /// Logs the order, then queues its request. Undoes the request and its owner
     /// pointer when either step fails, so that the next order starts afresh.
     async fn start(&self, order: &Order, new: NewRequest) -> Result<RequestRecord, OrderError> {
-        let logged = access_log::log_order(
-            &self.pool,
-            &OrderRecord {
-                request_id: new.id,
-                channel: order.channel,
-                phone: order.phone.clone(),
-                person_name: order.person_name.clone(),
-                person_id: order.person_id.clone(),
-                person_organization: order.person_organization.clone(),
-                legal_means: order.legal_means.clone(),
-            },
-        )
-        .await;
+        let logged =
+            access_log::log_order(&self.pool, new.id, order.channel, &order.requester).await;
         if let Err(e) = logged {
             self.abandon(&new).await;
             return Err(OrderError::AccessLog(e));

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::error::ApiError;
 use crate::domain::{Channel, PhoneNumber, TimeWindow};
 use crate::orders::Order;
+use crate::source::access_log::Requester;
 
 /// Parses an FHI order: `phone_number`, `person_name`, `legal_means` required;
 /// `person_id`, `person_organization`, `time_from`, `time_to` optional.
@@ -26,11 +27,13 @@ pub fn parse_fhi_order(body: &[u8]) -> Result<Order, ApiError> {
 
     Ok(Order {
         channel: Channel::Fhi,
-        phone,
-        person_name,
-        person_id,
-        person_organization,
-        legal_means,
+        requester: Requester {
+            phone,
+            person_name,
+            person_id,
+            person_organization,
+            legal_means,
+        },
         window,
     })
 }
@@ -127,8 +130,8 @@ mod tests {
                  "time_from": "2020-04-01T00:00:00+02:00", "time_to": "2020-04-02T00:00:00Z"}"#,
         )
         .unwrap();
-        assert_eq!(order.phone.as_str(), "+4791234567");
-        assert_eq!(order.person_organization, None);
+        assert_eq!(order.requester.phone.as_str(), "+4791234567");
+        assert_eq!(order.requester.person_organization, None);
         assert_eq!(
             order.window.from,
             Some("2020-03-31T22:00:00Z".parse().unwrap())

@@ -16,6 +16,7 @@ use super::fhi_body::{check_helsenorge_order, parse_fhi_order};
 use crate::auth::Citizen;
 use crate::domain::{Channel, PhoneNumber, RequestId};
 use crate::orders::{Order, Placed};
+use crate::source::access_log::Requester;
 use crate::store::{RequestRecord, Status};
 
 /// The legal means recorded for every Helsenorge order.
@@ -48,11 +49,13 @@ pub async fn helsenorge_order(
     check_helsenorge_order(&read_body(body, state.body_limit)?)?;
     let order = Order {
         channel: Channel::Helsenorge,
-        person_name: citizen.full_name(),
-        person_id: Some(citizen.person_id),
-        person_organization: None,
-        legal_means: HELSENORGE_LEGAL_MEANS.to_owned(),
-        phone: citizen.phone,
+        requester: Requester {
+            person_name: citizen.full_name(),
+            person_id: Some(citizen.person_id),
+            person_organization: None,
+            legal_means: HELSENORGE_LEGAL_MEANS.to_owned(),
+            phone: citizen.phone,
+        },
         window: Default::default(),
     };
     place(&state, &order, &headers).await

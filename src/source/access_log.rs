@@ -5,11 +5,9 @@ use sqlx::PgPool;
 use super::SourceError;
 use crate::domain::{Channel, PhoneNumber, RequestId};
 
-/// Who ordered an export, and on what grounds.
+/// Whose data is ordered, by whom, and on what grounds.
 #[derive(Debug, Clone)]
-pub struct OrderRecord {
-    pub request_id: RequestId,
-    pub channel: Channel,
+pub struct Requester {
     pub phone: PhoneNumber,
     pub person_name: String,
     pub person_id: Option<String>,
@@ -18,18 +16,23 @@ pub struct OrderRecord {
 }
 
 /// Writes the order's row. The order must not go ahead if this fails.
-pub async fn log_order(pool: &PgPool, order: &OrderRecord) -> Result<(), SourceError> {
+pub async fn log_order(
+    pool: &PgPool,
+    request_id: RequestId,
+    channel: Channel,
+    order: &Requester,
+) -> Result<(), SourceError> {
     sqlx::query(
         "INSERT INTO access_log (action, request_id, phone_number, person_name, person_id,
                                  person_organization, organization, legal_means)
          VALUES ('order', $1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(order.request_id.as_uuid())
+    .bind(request_id.as_uuid())
     .bind(order.phone.as_str())
     .bind(&order.person_name)
     .bind(&order.person_id)
     .bind(&order.person_organization)
-    .bind(order.channel.organization())
+    .bind(channel.organization())
     .bind(&order.legal_means)
     .execute(pool)
     .await?;

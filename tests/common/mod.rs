@@ -11,6 +11,7 @@ use insight::config::WorkerSettings;
 use insight::domain::{Channel, PhoneNumber, RequestId, TimeWindow};
 use insight::export::Worker;
 use insight::orders::{Order, OrderSettings, Orders, Placed};
+use insight::source::access_log::Requester;
 use insight::source::rows::{BluetoothContact, DeviceInfo, GpsEvent};
 use insight::store::{RequestRecord, Status, Store};
 use sqlx::PgPool;
@@ -261,11 +262,13 @@ pub fn worker_settings() -> WorkerSettings {
 pub fn order(channel: Channel, phone: &str, window: TimeWindow) -> Order {
     Order {
         channel,
-        phone: PhoneNumber::parse(phone).expect("valid phone"),
-        person_name: "Kari Nordmann".into(),
-        person_id: Some("12345678901".into()),
-        person_organization: None,
-        legal_means: "Innsynsoppslag fra helsenorge.no".into(),
+        requester: Requester {
+            phone: PhoneNumber::parse(phone).expect("valid phone"),
+            person_name: "Kari Nordmann".into(),
+            person_id: Some("12345678901".into()),
+            person_organization: None,
+            legal_means: "Innsynsoppslag fra helsenorge.no".into(),
+        },
         window,
     }
 }
