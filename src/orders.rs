@@ -165,13 +165,10 @@ impl Orders {
             return Err(OrderError::AccessLog(e));
         }
 
-        let queued = async {
-            self.store.create_request(&new).await?;
-            self.store
-                .enqueue(new.id, new.expires_at.timestamp_millis())
-                .await
-        }
-        .await;
+        let queued = self
+            .store
+            .enqueue(new.id, new.expires_at.timestamp_millis())
+            .await;
         if let Err(e) = queued {
             self.abandon(&new).await;
             return Err(e.into());
