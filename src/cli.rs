@@ -125,6 +125,14 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 worker.concurrency = args.worker.worker_concurrency,
                 "worker started"
             );
+            if let Some(listen) = args.worker.worker_metrics_listen {
+                let metrics = api::serve_worker_metrics(listen, shutdown.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = metrics.await {
+                        tracing::error!(error = %e, "the worker's metrics endpoint stopped");
+                    }
+                });
+            }
             export::Worker::new(store, pool, args.worker)
                 .run(shutdown)
                 .await;

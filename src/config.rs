@@ -66,6 +66,11 @@ pub struct WorkerSettings {
     /// Size of one stored chunk of a deflated device document, in bytes.
     #[arg(long, env = "WORKER_CHUNK_SIZE", default_value_t = crate::export::DEFAULT_CHUNK_SIZE)]
     pub worker_chunk_size: usize,
+
+    /// Address where the worker serves `/metrics` and `/healthz` (job counts,
+    /// durations, failures); unset, it serves none.
+    #[arg(long, env = "WORKER_METRICS_LISTEN")]
+    pub worker_metrics_listen: Option<SocketAddr>,
 }
 
 /// Output of the service's own logs.

@@ -163,6 +163,7 @@ fn worker_settings() -> WorkerSettings {
         worker_retry_backoff: Duration::from_secs(5),
         worker_poll_interval: Duration::from_millis(100),
         worker_chunk_size: DEFAULT_CHUNK_SIZE,
+        worker_metrics_listen: None,
     }
 }
 

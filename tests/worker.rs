@@ -437,3 +437,50 @@ async fn a_worker_stopped_by_sigterm_hands_its_job_back_and_exits_cleanly() {
     env.run_jobs().await;
     assert_status(&env.request(request.id).await, Status::Ready);
 }
+
+#[tokio::test]
+async fn the_worker_serves_its_job_metrics() {
+    let env = TestEnv::new().await;
+    let phone = "+4791000011";
+    let uuid = env.insert_device(phone, &device("metrics")).await;
+    env.insert_many_gps(uuid, 100).await;
+    let request = env.order(Channel::Fhi, phone, TimeWindow::default()).await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_insight"));
+    command
+        .arg("worker")
+        .env("DATABASE_URL", &env.database_url)
+        .env("REDIS_URL", redis_url())
+        .env("INSIGHT_REDIS_PREFIX", &env.prefix)
+        .env("WORKER_POLL_INTERVAL", "10ms")
+        .env("WORKER_METRICS_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let _child = command.spawn().unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while env.request(request.id).await.status != Status::Ready {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the export never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("insight_jobs_total{outcome=\"ready\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("insight_job_duration_seconds"), "{text}");
+}

@@ -270,6 +270,30 @@ async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(depth) = state.orders.store().queue_depth().await {
         metrics::gauge!("insight_queue_depth").set(depth as f64);
     }
+    prometheus_text()
+}
+
+fn prometheus_text() -> Response {
     let text = crate::telemetry::metrics().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// The worker's own small HTTP endpoint: `/metrics` for its job figures and
+/// `/healthz`, until `shutdown`.
+pub async fn serve_worker_metrics(
+    listen: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(|| async { prometheus_text() }))
+        .route("/healthz", get(healthz))
+        .fallback(|| async { ApiError::NotFound });
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (WORKER_METRICS_LISTEN)"))?;
+    tracing::info!(listen = %listen, "worker metrics listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("serving worker metrics")
 }

@@ -256,6 +256,7 @@ pub fn worker_settings() -> WorkerSettings {
         worker_retry_backoff: Duration::ZERO,
         worker_poll_interval: Duration::from_millis(20),
         worker_chunk_size: 4096,
+        worker_metrics_listen: None,
     }
 }
 
