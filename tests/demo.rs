@@ -95,17 +95,7 @@ async fn the_demo_prints_a_flow_that_downloads_an_archive() {
     assert!(common::app::unzip_test(&archive));
 
     // Stop it like an operator would, then read everything it logged.
-    let pid = demo.id().unwrap();
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), demo.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    terminate_cleanly(&mut demo).await;
     let mut logs = String::new();
     demo.stderr
         .take()

@@ -418,17 +418,7 @@ async fn a_worker_stopped_by_sigterm_hands_its_job_back_and_exits_cleanly() {
     let mut child = spawn_worker(&env, "60s");
     let key = env.store.keys().device(request.id, 0);
     wait_for_key(&env, &key).await;
-    let pid = child.id().unwrap();
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    terminate_cleanly(&mut child).await;
 
     // Handed back: due at once, attempt not counted, and the next worker finishes it.
     let handed = env.request(request.id).await;

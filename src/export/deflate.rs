@@ -143,6 +143,15 @@ mod tests {
 
     use super::*;
 
+    fn join_and_inflate(chunks: &[Bytes]) -> (Vec<u8>, Vec<u8>) {
+        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let mut inflated = Vec::new();
+        flate2::read::DeflateDecoder::new(&joined[..])
+            .read_to_end(&mut inflated)
+            .unwrap();
+        (joined, inflated)
+    }
+
     fn deflate_all(data: &[u8], chunk_size: usize) -> (Vec<Bytes>, Deflated) {
         let mut stream = ChunkedDeflate::new(chunk_size, 6);
         let mut chunks = Vec::new();
@@ -162,11 +171,7 @@ mod tests {
             .collect();
         let (chunks, summary) = deflate_all(&data, 4096);
 
-        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
-        let mut inflated = Vec::new();
-        flate2::read::DeflateDecoder::new(&joined[..])
-            .read_to_end(&mut inflated)
-            .unwrap();
+        let (joined, inflated) = join_and_inflate(&chunks);
         assert_eq!(inflated, data);
         assert_eq!(summary.compressed_size, joined.len() as u64);
         assert_eq!(summary.uncompressed_size, data.len() as u64);
@@ -208,11 +213,7 @@ mod tests {
         let (rest, summary) = background.finish(last).await.unwrap();
         chunks.extend(rest);
 
-        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
-        let mut inflated = Vec::new();
-        flate2::read::DeflateDecoder::new(&joined[..])
-            .read_to_end(&mut inflated)
-            .unwrap();
+        let (joined, inflated) = join_and_inflate(&chunks);
         assert_eq!(inflated, data);
         assert_eq!(summary.crc32, crc32fast::hash(&data));
         assert_eq!(summary.compressed_size, joined.len() as u64);

@@ -375,6 +375,23 @@ pub async fn stored_document(env: &TestEnv, id: RequestId, index: usize) -> serd
     serde_json::from_slice(&text).expect("a JSON document")
 }
 
+/// Sends SIGTERM, as an operator's shutdown would, and expects exit code 0 within
+/// 30 seconds.
+pub async fn terminate_cleanly(child: &mut tokio::process::Child) {
+    let pid = child.id().expect("a running child");
+    let sent = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stopped within 30 s")
+        .expect("exit status");
+    assert!(status.success(), "{status:?}");
+}
+
 pub fn assert_status(request: &RequestRecord, status: Status) {
     assert_eq!(
         request.status, status,
