@@ -18,20 +18,27 @@
 //!    archive is downloaded with `curl` via `GET /fhi/fhi-egress/{id}`: once into a
 //!    file (the warm-up, and the copy nginx serves; `unzip -tq` checks it), then
 //!    `DOWNLOAD_REPEATS` times into `/dev/null`, the best kept. Every download's
-//!    byte count must equal its `Content-Length`. Reported: MB/s, and the server's
-//!    RSS before, peak (`VmHWM`) and growth. Target: growth under 32 MiB.
-//! 3. **nginx reference.** nginx (`sendfile on`, one worker) on another port serves
-//!    the saved file; the same curl download, best of `DOWNLOAD_REPEATS`; the ratio
-//!    insight/nginx is printed. Target: at least 0.5.
-//! 4. **Concurrency.** A fresh `insight serve` (so that its `VmHWM` is this
+//!    byte count must equal its `Content-Length`. Reported: MB/s; the server's RSS
+//!    before, peak (`VmHWM`) and growth (target: growth under 32 MiB); CPU seconds
+//!    per GB served of the server and of Redis.
+//! 3. **Concurrency.** A fresh `insight serve` (so that its `VmHWM` is this
 //!    scenario's own); `DOWNLOAD_CLIENTS` clients, one connection each (tokio +
-//!    reqwest, bytes discarded), make `DOWNLOAD_CONCURRENT_TOTAL` downloads of the
-//!    small archive between them. Reported: total MB/s, download times, failures,
-//!    the server's peak RSS (target: under 512 MiB) and CPU seconds; the same load
-//!    against nginx as a reference.
+//!    reqwest in this process, bytes discarded), make `DOWNLOAD_CONCURRENT_TOTAL`
+//!    downloads of the small archive between them. Reported: total MB/s, download
+//!    times, failures, the server's peak RSS (target: under 512 MiB), and the CPU
+//!    seconds of the server, of Redis and of the clients.
+//! 4. **nginx reference.** nginx (`sendfile on`, one worker, config in a temp dir)
+//!    on another port serves the saved files: the same curl download, best of
+//!    `DOWNLOAD_REPEATS` (the ratio insight/nginx is printed; target: at least
+//!    0.5), and the same concurrency scenario.
+//! 5. **Access log.** Every complete download through insight must have left its
+//!    `download` row; the count is checked.
 //!
-//! The benchmark's own clients share the machine's cores with the server, as curl
-//! does with nginx; compare rows with each other, not with a network link.
+//! How to read it: the clients share the machine's two cores with the servers
+//! (curl with the single downloads, this process with the concurrent ones), so
+//! the figures are loopback figures, not a network link's. When every core is
+//! busy, throughput follows the CPU seconds per byte: compare the CPU columns of
+//! insight (plus Redis, which it reads every byte from) with nginx's.
 //!
 //! Environment (defaults in brackets):
 //!
@@ -68,7 +75,10 @@ use rand::{RngCore, SeedableRng};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use common::{BenchEnv, MachineCpu, Memory, Service, Table, kib_to_mib, mb_per_s, setting};
+use common::{
+    BenchEnv, CpuMeter, CpuShares, MachineCpu, Memory, Service, Table, kib_to_mib, mb_per_s,
+    setting,
+};
 
 /// Pseudo-random bytes are generated and deflated this much at a time.
 const WRITE_BLOCK: usize = 1 << 20;
@@ -112,17 +122,17 @@ struct Download {
     seconds: f64,
 }
 
-/// A server's part in one scenario.
+/// A server's memory in one scenario.
 struct ServerFigures {
     before: Memory,
     after: Memory,
-    cpu_seconds: f64,
 }
 
 /// The outcome of the concurrency scenario against one server.
 struct Concurrent {
     /// How busy all cores were (server, these clients, the rest), in percent.
     machine_busy: f64,
+    cpu: CpuShares,
     downloads: usize,
     failures: Vec<String>,
     bytes: u64,
@@ -164,7 +174,7 @@ async fn run(env: &BenchEnv, settings: &Settings) -> Result<()> {
     let concurrent = concurrent_downloads(env, &fixture, settings, small, single.completed).await?;
     let nginx = nginx_reference(&fixture, settings).await?;
 
-    print_single(&single, nginx.as_ref().map(|n| &n.single));
+    print_single(settings, &single, nginx.as_ref());
     print_concurrent(settings, &concurrent, nginx.as_ref().map(|n| &n.concurrent));
     print_access_log(env, &single, &concurrent).await
 }
@@ -375,7 +385,10 @@ async fn unzip_test(path: &Path) -> Result<()> {
 struct Single {
     /// Complete downloads served, each of which must have its access-log row.
     completed: u64,
+    /// The best of the measured downloads.
     download: Download,
+    /// CPU time over all the measured downloads (curl's own is not counted).
+    cpu: CpuShares,
     server: ServerFigures,
 }
 
@@ -390,7 +403,6 @@ async fn single_download(
 ) -> Result<Single> {
     let (api, base) = start_api(env, fixture, "insight serve (single)").await?;
     let before = api.memory()?;
-    let cpu_before = api.cpu_seconds()?;
 
     // The first download warms Redis and the page cache, and keeps the bytes.
     let url = format!("{base}/fhi/fhi-egress/{large}");
@@ -405,9 +417,10 @@ async fn single_download(
         println!("unzip -tq: the archive is valid");
     }
 
+    let meter = CpuMeter::start(api.pid(), env.redis_pid)?;
     let download = best_download(&url, &fixture.api_key, settings.repeats).await?;
+    let cpu = meter.stop()?;
     let after = api.memory()?;
-    let cpu_seconds = api.cpu_seconds()? - cpu_before;
 
     let small_url = format!("{base}/fhi/fhi-egress/{small}");
     curl(
@@ -425,11 +438,8 @@ async fn single_download(
     Ok(Single {
         completed,
         download,
-        server: ServerFigures {
-            before,
-            after,
-            cpu_seconds,
-        },
+        cpu,
+        server: ServerFigures { before, after },
     })
 }
 
@@ -452,23 +462,19 @@ async fn concurrent_downloads(
 ) -> Result<ConcurrentRun> {
     let (api, base) = start_api(env, fixture, "insight serve (concurrent)").await?;
     let before = api.memory()?;
-    let cpu_before = api.cpu_seconds()?;
 
     let url = format!("{base}/fhi/fhi-egress/{small}");
-    let result = many_clients(&url, &fixture.api_key, settings).await?;
+    let meter = CpuMeter::start(api.pid(), env.redis_pid)?;
+    let mut result = many_clients(&url, &fixture.api_key, settings).await?;
+    result.cpu = meter.stop()?;
     let after = api.memory()?;
-    let cpu_seconds = api.cpu_seconds()? - cpu_before;
     let succeeded = (result.downloads - result.failures.len()) as u64;
     wait_for_logged(env, completed_before + succeeded).await?;
     api.stop().await?.report();
 
     Ok(ConcurrentRun {
         result,
-        server: ServerFigures {
-            before,
-            after,
-            cpu_seconds,
-        },
+        server: ServerFigures { before, after },
     })
 }
 
@@ -505,6 +511,7 @@ async fn many_clients(url: &str, api_key: &str, settings: &Settings) -> Result<C
     let started = Instant::now();
     let mut outcome = Concurrent {
         machine_busy: 0.0,
+        cpu: CpuShares::default(),
         downloads: 0,
         failures: Vec::new(),
         bytes: 0,
@@ -559,6 +566,7 @@ async fn fetch(http: &reqwest::Client, url: &str, api_key: &str) -> Result<(u64,
 
 struct NginxFigures {
     single: Download,
+    single_cpu: CpuShares,
     concurrent: Concurrent,
 }
 
@@ -573,26 +581,37 @@ async fn nginx_reference(fixture: &Fixture, settings: &Settings) -> Result<Optio
     let mut server = NginxProcess::start(&nginx, &conf, fixture.dir.path())?;
     server.wait_until_serving(port).await?;
 
+    // nginx is stopped whether or not the measurements succeed.
     let base = format!("http://127.0.0.1:{port}");
-    let single = async {
-        curl(&format!("{base}/large.zip"), &fixture.api_key, None).await?;
-        best_download(
-            &format!("{base}/large.zip"),
-            &fixture.api_key,
-            settings.repeats,
-        )
-        .await
-    }
-    .await;
-    let concurrent = match &single {
-        Ok(_) => many_clients(&format!("{base}/small.zip"), &fixture.api_key, settings).await,
-        Err(_) => Err(anyhow::anyhow!("skipped")),
-    };
+    let measured = nginx_measure(&base, fixture, settings, server.pid).await;
     server.stop().await?;
-    Ok(Some(NginxFigures {
-        single: single?,
-        concurrent: concurrent?,
-    }))
+    measured.map(Some)
+}
+
+async fn nginx_measure(
+    base: &str,
+    fixture: &Fixture,
+    settings: &Settings,
+    pid: u32,
+) -> Result<NginxFigures> {
+    // The first download reads the file into the page cache, as insight's first
+    // download warmed Redis.
+    let large = format!("{base}/large.zip");
+    curl(&large, &fixture.api_key, None).await?;
+
+    let meter = CpuMeter::start(pid, None)?;
+    let single = best_download(&large, &fixture.api_key, settings.repeats).await?;
+    let single_cpu = meter.stop()?;
+
+    let meter = CpuMeter::start(pid, None)?;
+    let mut concurrent =
+        many_clients(&format!("{base}/small.zip"), &fixture.api_key, settings).await?;
+    concurrent.cpu = meter.stop()?;
+    Ok(NginxFigures {
+        single,
+        single_cpu,
+        concurrent,
+    })
 }
 
 fn find_nginx() -> Option<PathBuf> {
@@ -644,6 +663,7 @@ http {{
 /// nginx in the foreground (`daemon off`), stopped with SIGTERM.
 struct NginxProcess {
     child: tokio::process::Child,
+    /// The master's; its worker is its child.
     pid: u32,
 }
 
@@ -695,14 +715,17 @@ impl NginxProcess {
     }
 }
 
-fn print_single(single: &Single, nginx: Option<&Download>) {
+fn print_single(settings: &Settings, single: &Single, nginx: Option<&NginxFigures>) {
     let insight_rate = mb_per_s(single.download.bytes, single.download.seconds);
     let server = &single.server;
     let growth_kib = server.after.peak_kib.saturating_sub(server.before.rss_kib);
+    // CPU was counted over all the measured downloads.
+    let gb = single.download.bytes as f64 * f64::from(settings.repeats) / 1e9;
 
     println!(
-        "\nsingle download of {:.1} MiB (curl, best of the measured runs)",
-        common::mib(single.download.bytes)
+        "\nsingle download of {:.1} MiB (curl; MB/s of the best of {} runs)",
+        common::mib(single.download.bytes),
+        settings.repeats
     );
     let mut table = Table::new(&[
         "server",
@@ -711,7 +734,8 @@ fn print_single(single: &Single, nginx: Option<&Download>) {
         "RSS before MiB",
         "peak RSS MiB",
         "growth MiB",
-        "CPU s",
+        "server CPU s/GB",
+        "Redis CPU s/GB",
     ]);
     table.row(vec![
         "insight serve".to_owned(),
@@ -720,26 +744,27 @@ fn print_single(single: &Single, nginx: Option<&Download>) {
         format!("{:.1}", kib_to_mib(server.before.rss_kib)),
         format!("{:.1}", kib_to_mib(server.after.peak_kib)),
         format!("{:.1}", kib_to_mib(growth_kib)),
-        format!("{:.2}", server.cpu_seconds),
+        format!("{:.2}", single.cpu.server / gb),
+        per_gb(single.cpu.redis, gb),
     ]);
     if let Some(n) = nginx {
         table.row(vec![
             "nginx (sendfile)".to_owned(),
-            format!("{:.0}", mb_per_s(n.bytes, n.seconds)),
-            format!("{:.2}", n.seconds),
+            format!("{:.0}", mb_per_s(n.single.bytes, n.single.seconds)),
+            format!("{:.2}", n.single.seconds),
             String::new(),
             String::new(),
             String::new(),
+            format!("{:.2}", n.single_cpu.server / gb),
             String::new(),
         ]);
     }
     table.print();
-    println!("(CPU s: the server's user+system time over the warm-up and measured downloads)");
 
     let growth_met = kib_to_mib(growth_kib) < 32.0;
     match nginx {
         Some(n) => {
-            let ratio = insight_rate / mb_per_s(n.bytes, n.seconds).max(1e-9);
+            let ratio = insight_rate / mb_per_s(n.single.bytes, n.single.seconds).max(1e-9);
             println!(
                 "insight/nginx: {ratio:.2}; targets: ratio >= 0.5: {}; RSS growth < 32 MiB: {}",
                 verdict(ratio >= 0.5),
@@ -748,6 +773,10 @@ fn print_single(single: &Single, nginx: Option<&Download>) {
         }
         None => println!("targets: RSS growth < 32 MiB: {}", verdict(growth_met)),
     }
+}
+
+fn per_gb(seconds: Option<f64>, gb: f64) -> String {
+    seconds.map_or_else(|| "n/a".to_owned(), |s| format!("{:.2}", s / gb))
 }
 
 fn print_concurrent(settings: &Settings, run: &ConcurrentRun, nginx: Option<&Concurrent>) {
@@ -764,10 +793,12 @@ fn print_concurrent(settings: &Settings, run: &ConcurrentRun, nginx: Option<&Con
         "median s",
         "slowest s",
         "peak RSS MiB",
-        "CPU s",
+        "server CPU s",
+        "Redis CPU s",
+        "client CPU s",
         "all cores busy %",
     ]);
-    let row = |name: &str, c: &Concurrent, peak: String, cpu: String| {
+    let row = |name: &str, c: &Concurrent, peak: String| {
         vec![
             name.to_owned(),
             c.downloads.to_string(),
@@ -777,7 +808,9 @@ fn print_concurrent(settings: &Settings, run: &ConcurrentRun, nginx: Option<&Con
             format!("{:.2}", c.median.as_secs_f64()),
             format!("{:.2}", c.slowest.as_secs_f64()),
             peak,
-            cpu,
+            format!("{:.2}", c.cpu.server),
+            c.cpu.redis.map_or_else(String::new, |s| format!("{s:.2}")),
+            format!("{:.2}", c.cpu.clients),
             format!("{:.0}", c.machine_busy),
         ]
     };
@@ -785,10 +818,9 @@ fn print_concurrent(settings: &Settings, run: &ConcurrentRun, nginx: Option<&Con
         "insight serve",
         &run.result,
         format!("{:.1}", kib_to_mib(run.server.after.peak_kib)),
-        format!("{:.2}", run.server.cpu_seconds),
     ));
     if let Some(n) = nginx {
-        table.row(row("nginx (sendfile)", n, String::new(), String::new()));
+        table.row(row("nginx (sendfile)", n, String::new()));
     }
     table.print();
     println!(

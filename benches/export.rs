@@ -18,8 +18,9 @@
 //!    The time is the request's `ready_at − created_at` (Redis-side timestamps,
 //!    so process start-up is excluded; at most one 50 ms worker poll is included).
 //!    Reported: rows/s, JSON MB/s in, deflated MB/s out, the compression ratio,
-//!    the ratio export/COPY rows/s, and the worker's peak RSS (`VmHWM`, read just
-//!    before SIGTERM) next to its idle RSS.
+//!    the ratio export/COPY rows/s, the worker's CPU seconds and how busy all
+//!    cores were meanwhile (worker, PostgreSQL, Redis), and the worker's peak RSS
+//!    (`VmHWM`, read just before SIGTERM) next to its idle RSS.
 //!    Targets: peak RSS under 64 MiB; export rows/s at least half of COPY's.
 //! 4. **Deflate levels.** The first `DEFLATE_GPS_ROWS` GPS rows and
 //!    `DEFLATE_BLUETOOTH_ROWS` contacts of the device are loaded into memory and

@@ -64,6 +64,8 @@ pub struct BenchEnv {
     pub prefix: String,
     pub pool: PgPool,
     pub store: Store,
+    /// Redis's own process, when it runs on this machine, to count its CPU time.
+    pub redis_pid: Option<u32>,
 }
 
 impl BenchEnv {
@@ -84,6 +86,7 @@ impl BenchEnv {
         let store = Store::connect(&redis_url, &prefix, 4)
             .await
             .with_context(|| format!("connecting to Redis at {redis_url}"))?;
+        let redis_pid = redis_pid(&redis_url).await?;
 
         Ok(Self {
             database_name,
@@ -92,6 +95,7 @@ impl BenchEnv {
             prefix,
             pool,
             store,
+            redis_pid,
         })
     }
 
@@ -128,14 +132,36 @@ async fn drop_database(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Deletes `prefix:*`; answers how many keys went. The prefix is random and ours
-/// alone, so `KEYS` over it is safe here.
-async fn delete_keys(url: &str, prefix: &str) -> Result<usize> {
+/// A plain Redis client, for what the store does not offer.
+async fn raw_redis(url: &str) -> Result<Client> {
     let config = Config::from_url(url).context("REDIS url")?;
     let client = Builder::from_config(config)
         .build()
         .context("building a Redis client")?;
     client.init().await.context("connecting to Redis")?;
+    Ok(client)
+}
+
+/// Redis's `process_id`, if that process is visible here (Redis on this machine).
+async fn redis_pid(url: &str) -> Result<Option<u32>> {
+    let client = raw_redis(url).await?;
+    let info: String = client
+        .info(Some(fred::types::InfoKind::Server))
+        .await
+        .context("INFO server")?;
+    let _ = client.quit().await;
+    let pid = info
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("process_id:"))
+        .and_then(|pid| pid.parse().ok())
+        .filter(|pid| Path::new(&format!("/proc/{pid}/stat")).exists());
+    Ok(pid)
+}
+
+/// Deletes `prefix:*`; answers how many keys went. The prefix is random and ours
+/// alone, so `KEYS` over it is safe here.
+async fn delete_keys(url: &str, prefix: &str) -> Result<usize> {
+    let client = raw_redis(url).await?;
     let keys: Vec<String> = client
         .custom(fred::cmd!("KEYS"), vec![format!("{prefix}:*")])
         .await
@@ -197,14 +223,72 @@ pub fn cpu_seconds_of(pid: u32) -> Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / clock_ticks_per_second())
 }
 
+/// CPU seconds of a process and its direct children (nginx's workers, say).
+pub fn cpu_seconds_of_tree(pid: u32) -> Result<f64> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let mut total = cpu_seconds_of(pid)?;
+    for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+        total += cpu_seconds_of(child).unwrap_or(0.0);
+    }
+    Ok(total)
+}
+
+/// CPU seconds spent by the server under test, by Redis and by this process (whose
+/// clients load the server) over one measurement.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuShares {
+    pub server: f64,
+    pub redis: Option<f64>,
+    pub clients: f64,
+}
+
+/// Reads [`CpuShares`] at the start and answers the difference at the end.
+pub struct CpuMeter {
+    server_pid: u32,
+    redis_pid: Option<u32>,
+    start: CpuShares,
+}
+
+impl CpuMeter {
+    pub fn start(server_pid: u32, redis_pid: Option<u32>) -> Result<Self> {
+        let start = Self::read(server_pid, redis_pid)?;
+        Ok(Self {
+            server_pid,
+            redis_pid,
+            start,
+        })
+    }
+
+    pub fn stop(&self) -> Result<CpuShares> {
+        let now = Self::read(self.server_pid, self.redis_pid)?;
+        Ok(CpuShares {
+            server: now.server - self.start.server,
+            redis: now.redis.zip(self.start.redis).map(|(b, a)| b - a),
+            clients: now.clients - self.start.clients,
+        })
+    }
+
+    fn read(server_pid: u32, redis_pid: Option<u32>) -> Result<CpuShares> {
+        Ok(CpuShares {
+            server: cpu_seconds_of_tree(server_pid)?,
+            redis: redis_pid.map(cpu_seconds_of).transpose()?,
+            clients: cpu_seconds_of(std::process::id())?,
+        })
+    }
+}
+
 fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// How busy the whole machine was between two readings of `/proc/stat`: both the
