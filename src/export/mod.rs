@@ -15,11 +15,12 @@ pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
 /// Deflate level of the stored documents.
 ///
 /// Measured by `cargo bench --bench export` on 240,000 rows of device JSON
-/// (zlib-rs, this project's 2-core machine): level 1 deflates 228 MB/s at a ratio
-/// of 4.2, level 2 169 MB/s at 5.7, level 3 118 MB/s at 6.3, level 4 94 MB/s at
-/// 6.7, level 6 44 MB/s at 6.9. Level 3 is where the ratio stops paying for itself:
-/// it keeps Redis a sixth of the JSON's size (level 1 would need 50% more memory),
-/// and at about 660,000 rows/s it still outruns PostgreSQL's own COPY of the same
-/// rows; as it runs on its own thread beside row decoding, it is off the critical
-/// path. Level 4 and up cost a fifth or more of the speed for a few percent.
+/// (zlib-rs, this project's 2-core machine, idle): level 1 deflates 341 MB/s at a
+/// ratio of 4.2, level 2 246 MB/s at 5.7, level 3 189 MB/s at 6.3, level 4 139 MB/s
+/// at 6.7, level 6 80 MB/s at 6.9. Level 3 keeps Redis at a sixth of the JSON's
+/// size (level 1 would need 50% more memory, level 2 11% more) while, at about a
+/// million rows/s, it still outruns PostgreSQL's own COPY of the same rows nearly
+/// twice over; it runs on its own thread beside row decoding. Level 4 and up cost a
+/// tenth or more of the speed for a few percent, and would become the bottleneck
+/// on a busy machine.
 pub const DEFLATE_LEVEL: u32 = 3;

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::postgres::PgPoolOptions;
+use std::str::FromStr;
+
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// The project's migrations, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!();
@@ -26,10 +29,14 @@ pub enum SourceError {
 
 /// Opens a pool; fails fast when PostgreSQL cannot be reached.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, SourceError> {
+    // Streaming a large device's rows takes seconds by nature; that is not worth a
+    // warning on every export.
+    let options = PgConnectOptions::from_str(url)?
+        .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
     let pool = PgPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect_with(options)
         .await?;
     Ok(pool)
 }
