@@ -72,7 +72,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         .context("reading the listening address")?;
     let server = tokio::spawn(api::run(
         listener,
-        api::router(state),
+        state,
         shutdown.clone(),
         Duration::from_secs(5),
     ));

@@ -42,6 +42,18 @@ async fn downloads_logged(app: &TestApp) -> i64 {
         .unwrap()
 }
 
+/// Waits (up to 20 s) until `expected` downloads are logged, and answers how many are.
+async fn downloads_logged_by_now(app: &TestApp, expected: i64) -> i64 {
+    for _ in 0..200 {
+        let logged = downloads_logged(app).await;
+        if logged >= expected {
+            return logged;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    downloads_logged(app).await
+}
+
 #[tokio::test]
 async fn every_range_is_the_same_slice_of_the_whole_archive() {
     let app = TestApp::spawn().await;
@@ -264,4 +276,44 @@ async fn a_shutdown_lets_running_downloads_finish_and_refuses_new_ones() {
     }
     assert_eq!(received, expected);
     assert!(expected > 24 << 20);
+}
+
+#[tokio::test]
+async fn every_download_of_a_busy_moment_is_logged_with_its_order() {
+    let app = TestApp::spawn().await;
+    let path = ready_export(&app, 200).await;
+    let downloads = (0..64).map(|_| async {
+        let whole = get(&app, &path, &[]).await.bytes().await.unwrap();
+        assert!(unzip_test(&whole));
+    });
+    futures_util::future::join_all(downloads).await;
+
+    assert_eq!(downloads_logged_by_now(&app, 64).await, 64);
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT DISTINCT phone_number, person_name, legal_means FROM access_log")
+            .fetch_all(&app.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, vec![(PHONE.into(), "Ola".into(), "test".into())]);
+}
+
+#[tokio::test]
+async fn a_download_completed_while_the_access_log_fails_is_logged_once_it_works() {
+    let app = TestApp::spawn().await;
+    let path = ready_export(&app, 200).await;
+    sqlx::query("ALTER TABLE access_log RENAME TO access_log_away")
+        .execute(&app.env.pool)
+        .await
+        .unwrap();
+
+    let whole = get(&app, &path, &[]).await.bytes().await.unwrap();
+    assert!(unzip_test(&whole));
+    // Long enough for several failed attempts to write the row.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    sqlx::query("ALTER TABLE access_log_away RENAME TO access_log")
+        .execute(&app.env.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(downloads_logged_by_now(&app, 1).await, 1);
 }

@@ -13,12 +13,11 @@ use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 
 use super::error::ApiError;
 use crate::archive::{self, Entry, Layout, Method as ZipMethod, Piece, RangeRequest};
 use crate::domain::RequestId;
-use crate::source::access_log;
+use crate::source::download_log::DownloadLog;
 use crate::store::{EntryRecord, RequestRecord, Store};
 
 /// Chunks fetched ahead of the one being sent. Two hide one Redis round trip per
@@ -213,7 +212,7 @@ fn etag(id: RequestId, entries: &[Entry], len: u64) -> String {
 /// Answers a GET or HEAD for a ready request: `200`, `206` or `416`.
 pub async fn respond(
     store: &Store,
-    pool: &PgPool,
+    download_log: &DownloadLog,
     request: &RequestRecord,
     method: &Method,
     headers: &HeaderMap,
@@ -238,7 +237,7 @@ pub async fn respond(
         let complete = range.end == len;
         Response::new(body(
             store.clone(),
-            pool.clone(),
+            download_log.clone(),
             Arc::clone(&archive),
             range.clone(),
             complete,
@@ -324,7 +323,7 @@ fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
 /// connection, the download is logged.
 fn body(
     store: Store,
-    pool: PgPool,
+    download_log: DownloadLog,
     archive: Arc<Archive>,
     range: std::ops::Range<u64>,
     complete: bool,
@@ -338,8 +337,9 @@ fn body(
             metrics::counter!("insight_download_bytes_total").increment(bytes.len() as u64);
             remaining = remaining.saturating_sub(bytes.len() as u64);
             if remaining == 0 && complete {
-                let pool = pool.clone();
-                tokio::spawn(async move { downloaded(&pool, id).await });
+                metrics::counter!("insight_downloads_total").increment(1);
+                tracing::info!(request_id = %id, "download complete");
+                download_log.completed(id);
             }
         })
         .inspect_err(move |e| {
@@ -372,20 +372,6 @@ async fn read_part(store: Store, id: RequestId, part: Part) -> io::Result<Bytes>
         )));
     }
     Ok(bytes.slice(skip..skip + take))
-}
-
-/// Logs a download that reached the archive's last byte.
-async fn downloaded(pool: &PgPool, id: RequestId) {
-    metrics::counter!("insight_downloads_total").increment(1);
-    match access_log::log_download(pool, id).await {
-        Ok(true) => tracing::info!(request_id = %id, "download complete"),
-        Ok(false) => {
-            tracing::warn!(request_id = %id, "download complete, but its order has no access-log row")
-        }
-        Err(e) => {
-            tracing::error!(request_id = %id, error = %e, "download complete, but the access log could not be written")
-        }
-    }
 }
 
 #[cfg(test)]

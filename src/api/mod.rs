@@ -33,10 +33,15 @@ pub use error::ApiError;
 use crate::auth::{ApiKey, KeySource, TokenSettings, TokenVerifier};
 use crate::config::ApiSettings;
 use crate::orders::{OrderSettings, Orders};
+use crate::source::download_log::DownloadLog;
 use crate::store::Store;
 
 /// Order bodies are a few hundred bytes; this leaves room and no more.
 const BODY_LIMIT: usize = 16 * 1024;
+
+/// After the HTTP server has stopped, how long the access-log rows of completed
+/// downloads may take to be written.
+const ACCESS_LOG_FLUSH: Duration = Duration::from_secs(10);
 
 static API_KEY_HEADER: HeaderName = HeaderName::from_static("api-key");
 static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -45,6 +50,7 @@ static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone)]
 pub struct AppState {
     orders: Orders,
+    download_log: DownloadLog,
     api_key: Arc<ApiKey>,
     tokens: TokenVerifier,
     public_base_url: Option<String>,
@@ -55,6 +61,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         orders: Orders,
+        download_log: DownloadLog,
         api_key: ApiKey,
         tokens: TokenVerifier,
         settings: &ApiSettings,
@@ -62,6 +69,7 @@ impl AppState {
         crate::telemetry::metrics();
         Self {
             orders,
+            download_log,
             api_key: Arc::new(api_key),
             tokens,
             public_base_url: settings.public_base_url.clone(),
@@ -92,6 +100,7 @@ impl AppState {
                 "INSIGHT_API_KEY is required: set it to the key the API gateway sends in Api-Key",
             )?;
         let tokens = token_verifier(settings).await?;
+        let download_log = DownloadLog::start(pool.clone());
         let orders = Orders::new(
             pool,
             store,
@@ -101,7 +110,7 @@ impl AppState {
                 max_queue: settings.max_queue,
             },
         );
-        Ok(Self::new(orders, api_key, tokens, settings))
+        Ok(Self::new(orders, download_log, api_key, tokens, settings))
     }
 }
 
@@ -191,11 +200,23 @@ pub async fn serve(
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {} (INSIGHT_LISTEN)", settings.listen))?;
-    run(listener, router(state), shutdown, settings.shutdown_grace).await
+    run(listener, state, shutdown, settings.shutdown_grace).await
 }
 
-/// Serves `app` on `listener` until `shutdown` plus at most `grace`.
+/// Serves the API on `listener` until `shutdown` plus at most `grace`, then writes
+/// the access-log rows of the downloads completed so far.
 pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let served = serve_http(listener, router(state.clone()), shutdown, grace).await;
+    state.download_log.finish(ACCESS_LOG_FLUSH).await;
+    served
+}
+
+async fn serve_http(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,

@@ -188,7 +188,7 @@ async fn result(
         Status::Ready => {
             download::respond(
                 state.orders.store(),
-                state.orders.pool(),
+                &state.download_log,
                 request,
                 method,
                 headers,

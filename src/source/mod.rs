@@ -2,6 +2,7 @@
 //! the synthetic population for development and tests, and the access log.
 
 pub mod access_log;
+pub mod download_log;
 pub mod rows;
 pub mod seed;
 mod utc_time;

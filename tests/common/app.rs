@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use insight::api::{AppState, router, run};
+use insight::api::{AppState, run};
 use insight::auth::{DevKeyPair, citizen_claims};
 use insight::config::{ApiSettings, TokenKeySettings};
 use secrecy::SecretString;
@@ -51,7 +51,7 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         tokio::spawn(run(
             listener,
-            router(state),
+            state,
             shutdown.clone(),
             Duration::from_secs(1),
         ));
