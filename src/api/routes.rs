@@ -7,6 +7,7 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use serde_json::json;
 
 use super::AppState;
@@ -21,8 +22,9 @@ use crate::store::{RequestRecord, Status};
 
 /// The legal means recorded for every Helsenorge order.
 const HELSENORGE_LEGAL_MEANS: &str = "Innsynsoppslag fra helsenorge.no";
-/// Seconds a client is asked to wait between polls while an export is prepared.
-const RETRY_AFTER_PREPARING: &str = "5";
+/// The shortest and longest wait between polls asked of a client, in seconds.
+const FIRST_POLL_AFTER: i64 = 1;
+const LONGEST_POLL_AFTER: i64 = 60;
 
 /// A citizen authenticated by a Helsenorge bearer token.
 pub struct Authenticated(pub Citizen);
@@ -206,9 +208,34 @@ fn preparing(request: &RequestRecord) -> Response {
         "total": total,
     });
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    let age = Utc::now().signed_duration_since(request.created_at);
     response.headers_mut().insert(
         header::RETRY_AFTER,
-        HeaderValue::from_static(RETRY_AFTER_PREPARING),
+        HeaderValue::from(poll_after(age.num_seconds())),
     );
     response
+}
+
+/// Seconds to wait before the next poll of an export ordered `age` seconds ago: a
+/// quarter of its age, between 1 and 60. Most exports are ready within a second
+/// and are fetched a second later; a long one is polled ever less often, and once
+/// a minute from its fourth minute on.
+fn poll_after(age: i64) -> i64 {
+    (age / 4).clamp(FIRST_POLL_AFTER, LONGEST_POLL_AFTER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_are_asked_for_a_quarter_of_the_age_between_a_second_and_a_minute() {
+        assert_eq!(poll_after(-3), 1, "a clock behind the request's");
+        assert_eq!(poll_after(0), 1);
+        assert_eq!(poll_after(7), 1);
+        assert_eq!(poll_after(8), 2);
+        assert_eq!(poll_after(120), 30);
+        assert_eq!(poll_after(240), 60);
+        assert_eq!(poll_after(10 * 3600), 60);
+    }
 }
