@@ -144,13 +144,7 @@ struct Concurrent {
 #[tokio::main]
 async fn main() -> Result<()> {
     let settings = Settings::from_env()?;
-    let env = BenchEnv::create().await?;
-
-    // Clean up whatever happened; report the benchmark's error first.
-    let outcome = run(&env, &settings).await;
-    let cleaned = env.cleanup().await;
-    outcome?;
-    cleaned
+    BenchEnv::run(async |env| run(env, &settings).await).await
 }
 
 async fn run(env: &BenchEnv, settings: &Settings) -> Result<()> {

@@ -70,7 +70,7 @@ pub struct BenchEnv {
 
 impl BenchEnv {
     /// Creates and migrates the database and connects to both stores.
-    pub async fn create() -> Result<Self> {
+    async fn create() -> Result<Self> {
         let tag = uuid::Uuid::new_v4().simple().to_string();
         let database_name = format!("insight_bench_{}", &tag[..12]);
         let database_url = format!("{}/{database_name}", postgres_base());
@@ -99,9 +99,19 @@ impl BenchEnv {
         })
     }
 
+    /// Runs `bench` in a fresh environment and cleans up whatever happened; the
+    /// benchmark's own error is the one reported.
+    pub async fn run(bench: impl AsyncFnOnce(&BenchEnv) -> Result<()>) -> Result<()> {
+        let env = Self::create().await?;
+        let outcome = bench(&env).await;
+        let cleaned = env.cleanup().await;
+        outcome?;
+        cleaned
+    }
+
     /// Drops the database and deletes every key under the prefix. Both steps are
     /// tried even when the first fails.
-    pub async fn cleanup(self) -> Result<()> {
+    async fn cleanup(self) -> Result<()> {
         self.pool.close().await;
         self.store.close().await;
 
