@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use goose::prelude::*;
 
-use super::{complete_download, record_ready};
+use super::{ReadyOrder, complete_download, order_until_ready, record_ready};
 use crate::context::{context, idle};
-use crate::http::{self, Channel, Polled};
+use crate::http::{self, Channel};
 
 pub fn scenario() -> Scenario {
     scenario!("citizen").register_transaction(transaction!(export).set_name("citizen export"))
@@ -25,21 +25,13 @@ async fn export(user: &mut GooseUser) -> TransactionResult {
     let token = context.token_for(citizen)?;
     let channel = Channel::Helsenorge { token: &token };
 
-    let ordered = Instant::now();
-    let order = http::order(user, context, channel, None, "helsenorge order").await?;
-    let path = channel.result(&order.request_id);
-
-    let polled = http::poll_until_ready(
-        user,
-        context,
-        GooseMethod::Get,
-        &path,
-        channel,
-        "helsenorge result",
+    let names = ("helsenorge order", "helsenorge result");
+    let Some(ReadyOrder {
+        path,
         ordered,
-    )
-    .await?;
-    let Polled::Ready(ready) = polled else {
+        ready,
+    }) = order_until_ready(user, context, channel, GooseMethod::Get, names).await?
+    else {
         idle().await;
         return Ok(());
     };

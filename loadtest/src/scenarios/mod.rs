@@ -18,7 +18,7 @@ use goose::prelude::*;
 use crate::cli::{LoadOptions, ThinkTime, Workload};
 use crate::context::Context;
 use crate::download::{self, Ending, ReadPlan};
-use crate::http::{Ready, failure};
+use crate::http::{self, Channel, Polled, Ready, failure};
 use crate::stats::DownloadKind;
 
 /// Registers the workload's scenarios with their weights and think time.
@@ -53,6 +53,41 @@ fn weighted(options: &LoadOptions) -> Result<Vec<(Scenario, usize)>, GooseError>
         ],
     };
     Ok(all.into_iter().filter(|(_, weight)| *weight > 0).collect())
+}
+
+/// A Helsenorge order that has become ready.
+struct ReadyOrder {
+    /// The request's result path.
+    path: String,
+    /// When the order was sent.
+    ordered: Instant,
+    /// The answer that found it ready.
+    ready: Box<Ready>,
+}
+
+/// Orders through `channel` and polls with `poll` until the export is ready, as
+/// the requests `<prefix> order` and `<prefix> <poll_name>`. `None` when the run
+/// ended first.
+async fn order_until_ready(
+    user: &mut GooseUser,
+    context: &Context,
+    channel: Channel<'_>,
+    poll: GooseMethod,
+    (order_name, poll_name): (&str, &str),
+) -> Result<Option<ReadyOrder>, Box<TransactionError>> {
+    let ordered = Instant::now();
+    let order = http::order(user, context, channel, None, order_name).await?;
+    let path = channel.result(&order.request_id);
+    let polled =
+        http::poll_until_ready(user, context, poll, &path, channel, poll_name, ordered).await?;
+    Ok(match polled {
+        Polled::Ready(ready) => Some(ReadyOrder {
+            path,
+            ordered,
+            ready,
+        }),
+        Polled::RunEnded => None,
+    })
 }
 
 /// Reads a ready archive to its last byte, checks it, and records the whole

@@ -16,10 +16,10 @@ use goose::prelude::*;
 use rand::Rng;
 use reqwest::header::{ETAG, IF_RANGE, RANGE};
 
-use super::{complete_download, failed, record_body};
+use super::{ReadyOrder, complete_download, failed, order_until_ready, record_body};
 use crate::context::{Context, context, fail, idle};
 use crate::download::{self, Ending, ReadPlan};
-use crate::http::{self, Channel, Polled, Ready};
+use crate::http::{self, Channel, Ready};
 use crate::stats::DownloadKind;
 
 /// Largest byte range asked for.
@@ -61,21 +61,10 @@ async fn prepare(user: &mut GooseUser) -> TransactionResult {
     let token = context.token_for(&context.citizens[citizen])?;
     let channel = Channel::Helsenorge { token: &token };
 
-    let ordered = Instant::now();
-    let order = http::order(user, context, channel, None, "storm order").await?;
-    let path = channel.result(&order.request_id);
-
-    let polled = http::poll_until_ready(
-        user,
-        context,
-        GooseMethod::Head,
-        &path,
-        channel,
-        "storm head",
-        ordered,
-    )
-    .await?;
-    let Polled::Ready(ready) = polled else {
+    let names = ("storm order", "storm head");
+    let Some(ReadyOrder { path, ready, .. }) =
+        order_until_ready(user, context, channel, GooseMethod::Head, names).await?
+    else {
         return Ok(());
     };
 
