@@ -154,6 +154,12 @@ pub struct ApiSettings {
     #[arg(long, env = "INSIGHT_MAX_QUEUE", default_value_t = 10_000)]
     pub max_queue: u64,
 
+    /// Downloads served at once; more answer 503 with `Retry-After`. Each open
+    /// download holds about 1.3 MiB while its client reads slowly, so this bounds
+    /// the API's memory: 512 is about 650 MiB.
+    #[arg(long, env = "INSIGHT_MAX_DOWNLOADS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_downloads: u32,
+
     /// Time limit of every request except a download's body.
     #[arg(long, env = "INSIGHT_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,

@@ -150,6 +150,7 @@ fn api_settings(args: &DemoArgs, api_key: &str, jwks: &std::path::Path) -> ApiSe
         fhi_expiry: Duration::from_secs(4 * 3600),
         public_base_url: None,
         max_queue: 10_000,
+        max_downloads: 64,
         request_timeout: Duration::from_secs(30),
         shutdown_grace: Duration::from_secs(5),
     }

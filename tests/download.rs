@@ -317,3 +317,41 @@ async fn a_download_completed_while_the_access_log_fails_is_logged_once_it_works
 
     assert_eq!(downloads_logged_by_now(&app, 1).await, 1);
 }
+
+#[tokio::test]
+async fn downloads_beyond_the_limit_answer_503_until_one_ends() {
+    let app = TestApp::spawn_with(|settings| settings.max_downloads = 1).await;
+    let request = synthetic_ready_export(&app.env, PHONE, 24 << 20).await;
+    let path = format!("/fhi/fhi-egress/{}", request.id);
+    let mut running = get(&app, &path, &[]).await;
+    assert_eq!(running.status(), 200);
+    assert!(!running.chunk().await.unwrap().unwrap().is_empty());
+
+    let refused = get(&app, &path, &[]).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        "too many downloads are running; try again later"
+    );
+    let head = app.call(Method::HEAD, &path, None).send().await.unwrap();
+    assert_eq!(head.status(), 200, "HEAD sends no body and needs no slot");
+
+    drop(running);
+    let mut answer = None;
+    for _ in 0..50 {
+        let attempt = get(&app, &path, &[]).await;
+        if attempt.status() == 200 {
+            answer = Some(attempt);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let whole = answer
+        .expect("the slot of the abandoned download came back")
+        .bytes()
+        .await
+        .unwrap();
+    assert!(unzip_test(&whole));
+}

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
 use crate::archive::{self, Entry, Layout, Method as ZipMethod, Piece, RangeRequest};
@@ -213,6 +214,7 @@ fn etag(id: RequestId, entries: &[Entry], len: u64) -> String {
 pub async fn respond(
     store: &Store,
     download_log: &DownloadLog,
+    downloads: &Arc<Semaphore>,
     request: &RequestRecord,
     method: &Method,
     headers: &HeaderMap,
@@ -234,10 +236,12 @@ pub async fn respond(
     let mut response = if method == Method::HEAD {
         Response::new(Body::empty())
     } else {
+        let slot = DownloadSlot::take(downloads)?;
         let complete = range.end == len;
         Response::new(body(
             store.clone(),
             download_log.clone(),
+            slot,
             Arc::clone(&archive),
             range.clone(),
             complete,
@@ -324,6 +328,7 @@ fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
 fn body(
     store: Store,
     download_log: DownloadLog,
+    slot: DownloadSlot,
     archive: Arc<Archive>,
     range: std::ops::Range<u64>,
     complete: bool,
@@ -345,8 +350,37 @@ fn body(
         .inspect_err(move |e| {
             tracing::error!(request_id = %id, error = %e, "download aborted");
             metrics::counter!("insight_downloads_aborted_total").increment(1);
+        })
+        // The slot is given back when the body is dropped: finished, failed or
+        // abandoned by its client.
+        .map(move |item| {
+            let _held = &slot;
+            item
         });
     Body::from_stream(reads)
+}
+
+/// One of the `INSIGHT_MAX_DOWNLOADS` downloads allowed at once, held by a body
+/// for as long as it exists.
+struct DownloadSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl DownloadSlot {
+    fn take(downloads: &Arc<Semaphore>) -> Result<Self, ApiError> {
+        let permit = Arc::clone(downloads).try_acquire_owned().map_err(|_| {
+            metrics::counter!("insight_downloads_refused_total").increment(1);
+            ApiError::TooManyDownloads
+        })?;
+        metrics::gauge!("insight_downloads_open").increment(1.0);
+        Ok(Self { _permit: permit })
+    }
+}
+
+impl Drop for DownloadSlot {
+    fn drop(&mut self) {
+        metrics::gauge!("insight_downloads_open").decrement(1.0);
+    }
 }
 
 async fn read_part(store: Store, id: RequestId, part: Part) -> io::Result<Bytes> {

@@ -38,6 +38,8 @@ pub enum ApiError {
     ExportFailed,
     #[error("too many exports are being prepared; try again later")]
     QueueFull,
+    #[error("too many downloads are running; try again later")]
+    TooManyDownloads,
     #[error("{0} is unavailable; try again later")]
     Unavailable(&'static str),
     #[error("the request took too long; try again later")]
@@ -63,7 +65,9 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ExportFailed | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::QueueFull | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::QueueFull | ApiError::TooManyDownloads | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -86,7 +90,10 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::QueueFull | ApiError::Unavailable(_) | ApiError::Timeout => {
+            ApiError::QueueFull
+            | ApiError::TooManyDownloads
+            | ApiError::Unavailable(_)
+            | ApiError::Timeout => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE),

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -51,6 +52,7 @@ static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     orders: Orders,
     download_log: DownloadLog,
+    downloads: Arc<Semaphore>,
     api_key: Arc<ApiKey>,
     tokens: TokenVerifier,
     public_base_url: Option<String>,
@@ -70,6 +72,7 @@ impl AppState {
         Self {
             orders,
             download_log,
+            downloads: Arc::new(Semaphore::new(settings.max_downloads as usize)),
             api_key: Arc::new(api_key),
             tokens,
             public_base_url: settings.public_base_url.clone(),

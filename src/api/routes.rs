@@ -191,6 +191,7 @@ async fn result(
             download::respond(
                 state.orders.store(),
                 &state.download_log,
+                &state.downloads,
                 request,
                 method,
                 headers,

@@ -153,6 +153,7 @@ pub fn api_settings(jwks: String) -> ApiSettings {
         fhi_expiry: Duration::from_secs(1800),
         public_base_url: None,
         max_queue: 1000,
+        max_downloads: 64,
         request_timeout: Duration::from_secs(30),
         shutdown_grace: Duration::from_secs(1),
     }
