@@ -106,6 +106,25 @@ pub fn succeeded(
     }
 }
 
+/// As [`succeeded`], but a `503` (the service is full) first waits what its
+/// `Retry-After` asks, as a polite client would, before it counts as a failure.
+pub async fn succeeded_or_wait(
+    context: &Context,
+    goose: GooseResponse,
+) -> Result<(GooseRequestMetric, Response), Box<TransactionError>> {
+    let refused = match &goose.response {
+        Ok(response) if response.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            Some(retry_after(response.headers()))
+        }
+        _ => None,
+    };
+    if let Some(asked) = refused {
+        let cap = context.limits.retry_after_cap;
+        sleep_within_run(context, cap.map_or(asked, |cap| asked.min(cap))).await;
+    }
+    succeeded(goose)
+}
+
 /// Marks a request that was answered as failed after all (its body was wrong), and
 /// gives the transaction's error.
 pub fn failure(
@@ -176,7 +195,7 @@ pub async fn poll_until_ready(
             builder(user, context, method, path, channel)?.timeout(limits.download_timeout);
         let sent = Instant::now();
         let goose = send(user, request, name, None).await?;
-        let (request, response) = succeeded(goose)?;
+        let (request, response) = succeeded_or_wait(context, goose).await?;
 
         if response.status() != StatusCode::ACCEPTED {
             return Ok(Polled::Ready(Box::new(Ready {
@@ -198,7 +217,7 @@ pub async fn poll_until_ready(
     )))
 }
 
-/// The wait a `202` asks for, kept between 100 ms and a minute.
+/// The wait a `202` or `503` asks for, kept between 100 ms and a minute.
 pub fn retry_after(headers: &HeaderMap) -> Duration {
     let seconds = headers
         .get(RETRY_AFTER)

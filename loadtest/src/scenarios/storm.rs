@@ -121,7 +121,7 @@ async fn whole(user: &mut GooseUser) -> TransactionResult {
     let request = get(user, context, &archive, &token)?;
     let sent = Instant::now();
     let goose = http::send(user, request, "storm whole", Some(200)).await?;
-    let (request, response) = http::succeeded(goose)?;
+    let (request, response) = http::succeeded_or_wait(context, goose).await?;
 
     let ready = Ready {
         request,
@@ -145,7 +145,7 @@ async fn ranged(user: &mut GooseUser) -> TransactionResult {
         .header(IF_RANGE, &archive.etag);
     let sent = Instant::now();
     let goose = http::send(user, request, "storm ranged", Some(206)).await?;
-    let (request, response) = http::succeeded(goose)?;
+    let (request, response) = http::succeeded_or_wait(context, goose).await?;
 
     let headers = response.headers().clone();
     let plan = ReadPlan {
@@ -188,7 +188,7 @@ async fn abandoned(user: &mut GooseUser) -> TransactionResult {
     let request = get(user, context, &archive, &token)?;
     let sent = Instant::now();
     let goose = http::send(user, request, "storm abandoned", Some(200)).await?;
-    let (request, response) = http::succeeded(goose)?;
+    let (request, response) = http::succeeded_or_wait(context, goose).await?;
 
     let plan = ReadPlan {
         rate: context.storm_read_rate,
