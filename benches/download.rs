@@ -269,8 +269,14 @@ async fn store_document(lease: &Lease, index: usize, uuid: Uuid, size: u64) -> R
     })
 }
 
-/// Starts `insight serve` on a free port and waits until `/readyz` answers 200.
-async fn start_api(env: &BenchEnv, fixture: &Fixture, name: &str) -> Result<(Service, String)> {
+/// Starts `insight serve` on a free port, allowed as many downloads at once as the
+/// benchmark has clients, and waits until `/readyz` answers 200.
+async fn start_api(
+    env: &BenchEnv,
+    fixture: &Fixture,
+    settings: &Settings,
+    name: &str,
+) -> Result<(Service, String)> {
     let port = common::free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let mut api = Service::start(
@@ -283,6 +289,7 @@ async fn start_api(env: &BenchEnv, fixture: &Fixture, name: &str) -> Result<(Ser
             ("DATABASE_URL", env.database_url.clone()),
             ("REDIS_URL", env.redis_url.clone()),
             ("INSIGHT_REDIS_PREFIX", env.prefix.clone()),
+            ("INSIGHT_MAX_DOWNLOADS", settings.clients.max(1).to_string()),
             ("LOG_FORMAT", "json".to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ],
@@ -395,7 +402,7 @@ async fn single_download(
     large: RequestId,
     small: RequestId,
 ) -> Result<Single> {
-    let (api, base) = start_api(env, fixture, "insight serve (single)").await?;
+    let (api, base) = start_api(env, fixture, settings, "insight serve (single)").await?;
     let before = api.memory()?;
 
     // The first download warms Redis and the page cache, and keeps the bytes.
@@ -454,7 +461,7 @@ async fn concurrent_downloads(
     small: RequestId,
     completed_before: u64,
 ) -> Result<ConcurrentRun> {
-    let (api, base) = start_api(env, fixture, "insight serve (concurrent)").await?;
+    let (api, base) = start_api(env, fixture, settings, "insight serve (concurrent)").await?;
     let before = api.memory()?;
 
     let url = format!("{base}/fhi/fhi-egress/{small}");
