@@ -355,3 +355,28 @@ async fn downloads_beyond_the_limit_answer_503_until_one_ends() {
         .unwrap();
     assert!(unzip_test(&whole));
 }
+
+#[tokio::test]
+async fn a_shutdown_still_writes_the_rows_of_completed_downloads() {
+    let app = TestApp::spawn().await;
+    let path = ready_export(&app, 200).await;
+    sqlx::query("ALTER TABLE access_log RENAME TO access_log_away")
+        .execute(&app.env.pool)
+        .await
+        .unwrap();
+    let whole = get(&app, &path, &[]).await.bytes().await.unwrap();
+    assert!(unzip_test(&whole));
+
+    // The server stops at once; the row waits, retried, for PostgreSQL to take it.
+    app.shut_down();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        reqwest::Client::new().get(app.url("/healthz")).send().await.is_err(),
+        "the server still answers"
+    );
+    sqlx::query("ALTER TABLE access_log_away RENAME TO access_log")
+        .execute(&app.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(downloads_logged_by_now(&app, 1).await, 1);
+}
