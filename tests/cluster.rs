@@ -163,11 +163,7 @@ async fn orders_exports_and_downloads_work_on_a_redis_cluster() {
         path,
         "orders stay idempotent"
     );
-    let waiting = app
-        .call(Method::GET, &path, Some(PHONE))
-        .send()
-        .await
-        .unwrap();
+    let waiting = app.send(Method::GET, &path, Some(PHONE)).await;
     assert_eq!(waiting.status(), 202);
     let mut fhi_paths = Vec::new();
     for phone in std::iter::once(PHONE).chain(others.iter().map(String::as_str)) {
@@ -191,11 +187,7 @@ async fn orders_exports_and_downloads_work_on_a_redis_cluster() {
 
     // The exports, and the citizen's whole archive.
     app.env.run_jobs().await;
-    let whole = app
-        .call(Method::GET, &path, Some(PHONE))
-        .send()
-        .await
-        .unwrap();
+    let whole = app.send(Method::GET, &path, Some(PHONE)).await;
     assert_eq!(whole.status(), 200);
     let bytes = whole.bytes().await.unwrap();
     assert!(unzip_test(&bytes), "unzip -t refused the archive");
@@ -222,16 +214,16 @@ async fn orders_exports_and_downloads_work_on_a_redis_cluster() {
 
     // Every FHI archive, then deletes on both channels.
     for fhi_path in &fhi_paths {
-        let archive = app.call(Method::GET, fhi_path, None).send().await.unwrap();
+        let archive = app.send(Method::GET, fhi_path, None).await;
         assert_eq!(archive.status(), 200);
         assert!(unzip_test(&archive.bytes().await.unwrap()));
     }
     let all = std::iter::once((path.as_str(), Some(PHONE)))
         .chain(fhi_paths.iter().map(|p| (p.as_str(), None)));
     for (path, phone) in all {
-        let deleted = app.call(Method::DELETE, path, phone).send().await.unwrap();
+        let deleted = app.send(Method::DELETE, path, phone).await;
         assert_eq!(deleted.status(), 204);
-        let gone = app.call(Method::GET, path, phone).send().await.unwrap();
+        let gone = app.send(Method::GET, path, phone).await;
         assert_eq!(gone.status(), 404);
     }
     assert_eq!(

@@ -297,23 +297,33 @@ async fn every_download_of_a_busy_moment_is_logged_with_its_order() {
     assert_eq!(rows, vec![(PHONE.into(), "Ola".into(), "test".into())]);
 }
 
+/// Downloads a ready archive whole while the access-log table is renamed away, so
+/// that its row cannot be written until [`restore_access_log`].
+async fn download_while_the_access_log_fails(app: &TestApp) {
+    let path = ready_export(app, 200).await;
+    rename_access_log(app, "access_log", "access_log_away").await;
+    let whole = get(app, &path, &[]).await.bytes().await.unwrap();
+    assert!(unzip_test(&whole));
+}
+
+async fn restore_access_log(app: &TestApp) {
+    rename_access_log(app, "access_log_away", "access_log").await;
+}
+
+async fn rename_access_log(app: &TestApp, from: &str, to: &str) {
+    sqlx::query(&format!("ALTER TABLE {from} RENAME TO {to}"))
+        .execute(&app.env.pool)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_download_completed_while_the_access_log_fails_is_logged_once_it_works() {
     let app = TestApp::spawn().await;
-    let path = ready_export(&app, 200).await;
-    sqlx::query("ALTER TABLE access_log RENAME TO access_log_away")
-        .execute(&app.env.pool)
-        .await
-        .unwrap();
-
-    let whole = get(&app, &path, &[]).await.bytes().await.unwrap();
-    assert!(unzip_test(&whole));
+    download_while_the_access_log_fails(&app).await;
     // Long enough for several failed attempts to write the row.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    sqlx::query("ALTER TABLE access_log_away RENAME TO access_log")
-        .execute(&app.env.pool)
-        .await
-        .unwrap();
+    restore_access_log(&app).await;
 
     assert_eq!(downloads_logged_by_now(&app, 1).await, 1);
 }
@@ -359,24 +369,19 @@ async fn downloads_beyond_the_limit_answer_503_until_one_ends() {
 #[tokio::test]
 async fn a_shutdown_still_writes_the_rows_of_completed_downloads() {
     let app = TestApp::spawn().await;
-    let path = ready_export(&app, 200).await;
-    sqlx::query("ALTER TABLE access_log RENAME TO access_log_away")
-        .execute(&app.env.pool)
-        .await
-        .unwrap();
-    let whole = get(&app, &path, &[]).await.bytes().await.unwrap();
-    assert!(unzip_test(&whole));
+    download_while_the_access_log_fails(&app).await;
 
     // The server stops at once; the row waits, retried, for PostgreSQL to take it.
     app.shut_down();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        reqwest::Client::new().get(app.url("/healthz")).send().await.is_err(),
+        reqwest::Client::new()
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .is_err(),
         "the server still answers"
     );
-    sqlx::query("ALTER TABLE access_log_away RENAME TO access_log")
-        .execute(&app.env.pool)
-        .await
-        .unwrap();
+    restore_access_log(&app).await;
     assert_eq!(downloads_logged_by_now(&app, 1).await, 1);
 }

@@ -105,6 +105,19 @@ impl TestApp {
         request
     }
 
+    /// Sends [`TestApp::call`] as it is.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        phone: Option<&str>,
+    ) -> reqwest::Response {
+        self.call(method, path, phone)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn order_helsenorge(&self, phone: &str) -> reqwest::Response {
         self.call(reqwest::Method::POST, "/helsenorge/egress", Some(phone))
             .send()
