@@ -67,7 +67,7 @@ use insight::auth::DevKeyPair;
 use insight::domain::{Channel, PhoneNumber, RequestId, TimeWindow};
 use insight::export::DEFAULT_CHUNK_SIZE;
 use insight::export::deflate::ChunkedDeflate;
-use insight::orders::owner_hash;
+use insight::orders::OwnerKey;
 use insight::source::access_log::{self, Requester};
 use insight::store::{Attempt, EntryRecord, Lease, NewRequest};
 use rand::rngs::StdRng;
@@ -195,7 +195,7 @@ async fn ready_archive(env: &BenchEnv, bytes: u64, devices: usize) -> Result<Req
     let request = NewRequest {
         id: RequestId::new(),
         channel: Channel::Fhi,
-        owner_hash: owner_hash(&phone),
+        owner_hash: OwnerKey::new(b"bench-owner-key").hash(&phone),
         devices: (0..devices).map(|_| Uuid::new_v4()).collect(),
         window: TimeWindow::default(),
         created_at: now,

@@ -66,7 +66,7 @@ use insight::domain::{Channel, PhoneNumber, RequestId, TimeWindow};
 use insight::export::deflate::{BackgroundDeflate, ChunkedDeflate};
 use insight::export::document::{BATCH_SIZE, DocumentWriter};
 use insight::export::{DEFAULT_CHUNK_SIZE, DEFLATE_LEVEL};
-use insight::orders::{Order, OrderSettings, Orders, Placed};
+use insight::orders::{Order, OrderSettings, Orders, OwnerKey, Placed};
 use insight::source::access_log::Requester;
 use insight::source::rows::{self, BluetoothContact, DeviceInfo, GpsEvent};
 use insight::source::seed::{self, SeedPlan};
@@ -399,6 +399,7 @@ async fn place_order(env: &BenchEnv, device: &Device) -> Result<RequestRecord> {
             helsenorge_expiry: Duration::from_secs(3600),
             fhi_expiry: Duration::from_secs(3600),
             max_queue: 10,
+            owner_key: OwnerKey::new(b"bench-owner-key"),
         },
     );
     let order = Order {

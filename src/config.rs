@@ -134,6 +134,12 @@ pub struct ApiSettings {
     #[arg(long, env = "INSIGHT_API_KEY", hide_env_values = true)]
     pub api_key: Option<SecretString>,
 
+    /// Secret under which phone numbers are hashed for Redis (HMAC-SHA-256); every
+    /// API replica needs the same. Unset, the API key serves, and requests ordered
+    /// before the API key changes are no longer found by their owners.
+    #[arg(long, env = "INSIGHT_OWNER_KEY", hide_env_values = true)]
+    pub owner_key: Option<SecretString>,
+
     #[command(flatten)]
     pub token_keys: TokenKeySettings,
 

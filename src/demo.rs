@@ -139,6 +139,7 @@ fn api_settings(args: &DemoArgs, api_key: &str, jwks: &std::path::Path) -> ApiSe
     ApiSettings {
         listen: args.listen,
         api_key: Some(SecretString::from(api_key.to_owned())),
+        owner_key: None,
         token_keys: TokenKeySettings {
             helsenorge_jwks: Some(jwks.to_string_lossy().into_owned()),
             helsenorge_jwt_public_key: None,

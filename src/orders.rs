@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use aws_lc_rs::hmac;
 use chrono::Utc;
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::domain::{Channel, PhoneNumber, RequestId, TimeWindow};
@@ -51,6 +51,7 @@ pub struct OrderSettings {
     pub helsenorge_expiry: Duration,
     pub fhi_expiry: Duration,
     pub max_queue: u64,
+    pub owner_key: OwnerKey,
 }
 
 /// Places, finds and deletes export requests.
@@ -61,16 +62,30 @@ pub struct Orders {
     settings: OrderSettings,
 }
 
-/// How the owner of a request is stored: hashed, so that Redis holds no phone
-/// numbers in the clear. Phone numbers are few enough to be guessed and tested
-/// against this hash by someone who can read Redis; a keyed hash with a deployment
-/// secret would stop that, and needs a setting that does not exist yet.
-pub fn owner_hash(phone: &PhoneNumber) -> String {
-    let digest = Sha256::new()
-        .chain_update(b"insight-owner\0")
-        .chain_update(phone.as_str().as_bytes())
-        .finalize();
-    hex::encode(digest)
+/// How the owner of a request is stored: an HMAC-SHA-256 of the phone number under
+/// a deployment secret, so that Redis holds no phone numbers. Phone numbers are few
+/// enough to be guessed, so a plain hash would let anyone who can read Redis test
+/// guesses against it; without the secret they cannot.
+#[derive(Clone)]
+pub struct OwnerKey(hmac::Key);
+
+impl OwnerKey {
+    pub fn new(secret: &[u8]) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    pub fn hash(&self, phone: &PhoneNumber) -> String {
+        let mut context = hmac::Context::with_key(&self.0);
+        context.update(b"insight-owner\0");
+        context.update(phone.as_str().as_bytes());
+        hex::encode(context.sign())
+    }
+}
+
+impl std::fmt::Debug for OwnerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnerKey(..)")
+    }
 }
 
 impl Orders {
@@ -104,7 +119,7 @@ impl Orders {
         if devices.is_empty() {
             return Ok(Placed::NotFound);
         }
-        let owner = owner_hash(&order.requester.phone);
+        let owner = self.settings.owner_key.hash(&order.requester.phone);
 
         // A concurrent order can win the owner pointer between our read and our
         // claim; then its request is the answer, read on the next round.
@@ -219,7 +234,7 @@ impl Orders {
         };
         let visible = request.channel == channel
             && request.expires_at > Utc::now()
-            && owner.is_none_or(|phone| owner_hash(phone) == request.owner_hash);
+            && owner.is_none_or(|phone| self.settings.owner_key.hash(phone) == request.owner_hash);
         Ok(visible.then_some(request))
     }
 
@@ -228,5 +243,36 @@ impl Orders {
         self.store.delete_request(request).await?;
         tracing::info!(request_id = %request.id, "export deleted");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone(number: &str) -> PhoneNumber {
+        PhoneNumber::parse(number).expect("a valid phone number")
+    }
+
+    #[test]
+    fn owner_hashes_depend_on_the_phone_number_and_the_secret() {
+        let key = OwnerKey::new(b"one secret");
+        let hash = key.hash(&phone("+4791234567"));
+        assert_eq!(hash.len(), 64);
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(
+            hash,
+            OwnerKey::new(b"one secret").hash(&phone("+4791234567"))
+        );
+        assert_ne!(hash, key.hash(&phone("+4791234568")));
+        assert_ne!(
+            hash,
+            OwnerKey::new(b"another secret").hash(&phone("+4791234567"))
+        );
+        assert_eq!(
+            format!("{key:?}"),
+            "OwnerKey(..)",
+            "the secret is never printed"
+        );
     }
 }

@@ -640,3 +640,43 @@ async fn postgres_going_away_answers_503() {
     assert_eq!(ready.status(), 503);
     assert_eq!(json_of(ready).await["postgres"], json!("unreachable"));
 }
+
+#[tokio::test]
+async fn a_missing_api_key_or_an_empty_owner_key_stops_start_up() {
+    use insight::api::AppState;
+    use secrecy::SecretString;
+
+    let env = TestEnv::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, DevKeyPair::generate("k").unwrap().jwks_json()).unwrap();
+    let start = |settings| {
+        let (pool, store) = (env.pool.clone(), env.store.clone());
+        async move {
+            match AppState::from_settings(&settings, pool, store).await {
+                Ok(_) => String::new(),
+                Err(e) => format!("{e:#}"),
+            }
+        }
+    };
+
+    let mut no_api_key = api_settings(jwks.to_string_lossy().into_owned());
+    no_api_key.api_key = None;
+    assert!(
+        start(no_api_key)
+            .await
+            .contains("INSIGHT_API_KEY is required")
+    );
+
+    let mut empty_owner_key = api_settings(jwks.to_string_lossy().into_owned());
+    empty_owner_key.owner_key = Some(SecretString::from(""));
+    assert!(
+        start(empty_owner_key)
+            .await
+            .contains("INSIGHT_OWNER_KEY is set but empty")
+    );
+
+    let mut owner_key = api_settings(jwks.to_string_lossy().into_owned());
+    owner_key.owner_key = Some(SecretString::from("a deployment secret"));
+    assert_eq!(start(owner_key).await, "", "a set owner key starts");
+}

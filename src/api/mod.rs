@@ -33,7 +33,7 @@ pub use error::ApiError;
 
 use crate::auth::{ApiKey, KeySource, TokenSettings, TokenVerifier};
 use crate::config::ApiSettings;
-use crate::orders::{OrderSettings, Orders};
+use crate::orders::{OrderSettings, Orders, OwnerKey};
 use crate::source::download_log::DownloadLog;
 use crate::store::Store;
 
@@ -92,16 +92,19 @@ impl AppState {
         let api_key = settings
             .api_key
             .as_ref()
-            .map(|key| ApiKey::new(key.expose_secret().to_owned()))
-            .filter(|_| {
-                settings
-                    .api_key
-                    .as_ref()
-                    .is_some_and(|k| !k.expose_secret().is_empty())
-            })
+            .map(|key| key.expose_secret())
+            .filter(|key| !key.is_empty())
             .context(
                 "INSIGHT_API_KEY is required: set it to the key the API gateway sends in Api-Key",
             )?;
+        let owner_key = match settings.owner_key.as_ref().map(|k| k.expose_secret()) {
+            Some("") => {
+                anyhow::bail!("INSIGHT_OWNER_KEY is set but empty: set a secret, or unset it")
+            }
+            Some(secret) => OwnerKey::new(secret.as_bytes()),
+            None => OwnerKey::new(api_key.as_bytes()),
+        };
+        let api_key = ApiKey::new(api_key.to_owned());
         let tokens = token_verifier(settings).await?;
         let download_log = DownloadLog::start(pool.clone());
         let orders = Orders::new(
@@ -111,6 +114,7 @@ impl AppState {
                 helsenorge_expiry: settings.helsenorge_expiry,
                 fhi_expiry: settings.fhi_expiry,
                 max_queue: settings.max_queue,
+                owner_key,
             },
         );
         Ok(Self::new(orders, download_log, api_key, tokens, settings))

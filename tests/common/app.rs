@@ -155,6 +155,7 @@ pub fn api_settings(jwks: String) -> ApiSettings {
     ApiSettings {
         listen: "127.0.0.1:0".parse().expect("address"),
         api_key: Some(SecretString::from(API_KEY)),
+        owner_key: None,
         token_keys: TokenKeySettings {
             helsenorge_jwks: Some(jwks),
             helsenorge_jwt_public_key: None,

@@ -10,7 +10,7 @@ use fred::prelude::*;
 use insight::config::WorkerSettings;
 use insight::domain::{Channel, PhoneNumber, RequestId, TimeWindow};
 use insight::export::Worker;
-use insight::orders::{Order, OrderSettings, Orders, Placed};
+use insight::orders::{Order, OrderSettings, Orders, OwnerKey, Placed};
 use insight::source::access_log::Requester;
 use insight::source::rows::{BluetoothContact, DeviceInfo, GpsEvent};
 use insight::store::{RequestRecord, Status, Store};
@@ -74,6 +74,7 @@ impl TestEnv {
             helsenorge_expiry: Duration::from_secs(3600),
             fhi_expiry: Duration::from_secs(1800),
             max_queue: 1000,
+            owner_key: OwnerKey::new(b"test-owner-key"),
         })
     }
 
