@@ -61,7 +61,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
+    fn new(
         orders: Orders,
         download_log: DownloadLog,
         api_key: ApiKey,
@@ -143,7 +143,7 @@ async fn token_verifier(settings: &ApiSettings) -> anyhow::Result<TokenVerifier>
 }
 
 /// Every route, with its layers.
-pub fn router(state: AppState) -> Router {
+fn router(state: AppState) -> Router {
     let channels = Router::new()
         .route("/helsenorge/egress", post(routes::helsenorge_order))
         .route(
