@@ -91,68 +91,81 @@ impl DownloadLog {
     }
 }
 
+/// The writing task's state.
+struct RowWriter {
+    pool: PgPool,
+    queue: mpsc::Receiver<CompletedDownload>,
+    stopping: oneshot::Receiver<Instant>,
+    /// Set by a stop: when to give up on rows PostgreSQL does not take.
+    deadline: Option<Instant>,
+}
+
 /// The writing task: batches of queued rows until the queue is closed and empty.
 async fn write_rows(
     pool: PgPool,
-    mut queue: mpsc::Receiver<CompletedDownload>,
-    mut stopping: oneshot::Receiver<Instant>,
+    queue: mpsc::Receiver<CompletedDownload>,
+    stopping: oneshot::Receiver<Instant>,
 ) {
-    let mut deadline: Option<Instant> = None;
+    let mut writer = RowWriter {
+        pool,
+        queue,
+        stopping,
+        deadline: None,
+    };
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
-            received = queue.recv_many(&mut batch, BATCH) => {
+            received = writer.queue.recv_many(&mut batch, BATCH) => {
                 if received == 0 {
                     return;
                 }
             }
-            stop = &mut stopping, if deadline.is_none() => {
-                deadline = Some(stop.unwrap_or_else(|_| Instant::now()));
-                queue.close();
+            stop = &mut writer.stopping, if writer.deadline.is_none() => {
+                writer.stop(stop);
                 continue;
             }
         }
-        write_batch(&pool, &batch, &mut stopping, &mut deadline, &mut queue).await;
+        writer.write(&batch).await;
         batch.clear();
     }
 }
 
-/// Writes one batch, retrying with backoff until it is written or the deadline of
-/// a stop has passed.
-async fn write_batch(
-    pool: &PgPool,
-    batch: &[CompletedDownload],
-    stopping: &mut oneshot::Receiver<Instant>,
-    deadline: &mut Option<Instant>,
-    queue: &mut mpsc::Receiver<CompletedDownload>,
-) {
-    let mut wait = FIRST_RETRY;
-    loop {
-        let e = match access_log::log_downloads(pool, batch).await {
-            Ok(orphans) => {
-                for request_id in orphans {
-                    tracing::warn!(request_id = %request_id, "download complete, but its order has no access-log row");
+impl RowWriter {
+    /// Takes no more rows, and gives up on failing ones at the deadline (at once
+    /// when the handle went away without a deadline).
+    fn stop(&mut self, deadline: Result<Instant, oneshot::error::RecvError>) {
+        self.deadline = Some(deadline.unwrap_or_else(|_| Instant::now()));
+        self.queue.close();
+    }
+
+    /// Writes one batch, retrying with backoff until it is written or the deadline
+    /// of a stop has passed.
+    async fn write(&mut self, batch: &[CompletedDownload]) {
+        let mut wait = FIRST_RETRY;
+        loop {
+            let e = match access_log::log_downloads(&self.pool, batch).await {
+                Ok(orphans) => {
+                    for request_id in orphans {
+                        tracing::warn!(request_id = %request_id, "download complete, but its order has no access-log row");
+                    }
+                    return;
+                }
+                Err(e) => e,
+            };
+            metrics::counter!("insight_access_log_write_failures_total").increment(1);
+            if self.deadline.is_some_and(|at| Instant::now() + wait > at) {
+                metrics::counter!("insight_access_log_lost_total").increment(batch.len() as u64);
+                for download in batch {
+                    tracing::error!(request_id = %download.request_id, error = %e, "stopping, and the access-log row of a completed download is lost");
                 }
                 return;
             }
-            Err(e) => e,
-        };
-        metrics::counter!("insight_access_log_write_failures_total").increment(1);
-        if deadline.is_some_and(|at| Instant::now() + wait > at) {
-            metrics::counter!("insight_access_log_lost_total").increment(batch.len() as u64);
-            for download in batch {
-                tracing::error!(request_id = %download.request_id, error = %e, "stopping, and the access-log row of a completed download is lost");
+            tracing::warn!(rows = batch.len(), error = %e, retry_in_ms = wait.as_millis() as u64, "cannot write the access log of completed downloads; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                stop = &mut self.stopping, if self.deadline.is_none() => self.stop(stop),
             }
-            return;
+            wait = (wait * 2).min(LONGEST_RETRY);
         }
-        tracing::warn!(rows = batch.len(), error = %e, retry_in_ms = wait.as_millis() as u64, "cannot write the access log of completed downloads; retrying");
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            stop = &mut *stopping, if deadline.is_none() => {
-                *deadline = Some(stop.unwrap_or_else(|_| Instant::now()));
-                queue.close();
-            }
-        }
-        wait = (wait * 2).min(LONGEST_RETRY);
     }
 }
