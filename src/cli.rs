@@ -285,6 +285,30 @@ mod tests {
         );
     }
 
+    fn serve_args(flags: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let args = ["insight", "serve"].iter().chain(flags);
+        Cli::try_parse_from(args).map(|cli| match cli.command {
+            Command::Serve(args) => args,
+            _ => unreachable!("parsed a serve command line"),
+        })
+    }
+
+    #[test]
+    fn the_download_cap_is_512_and_at_least_one() {
+        let defaults = serve_args(&[]).expect("defaults parse");
+        assert_eq!(defaults.api.max_downloads, 512);
+        assert!(defaults.api.owner_key.is_none());
+        assert_eq!(
+            serve_args(&["--max-downloads", "20"])
+                .expect("parses")
+                .api
+                .max_downloads,
+            20
+        );
+        let zero = serve_args(&["--max-downloads", "0"]).expect_err("zero is refused");
+        assert!(zero.to_string().contains("--max-downloads"), "{zero}");
+    }
+
     #[test]
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
