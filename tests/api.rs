@@ -660,23 +660,23 @@ async fn a_missing_api_key_or_an_empty_owner_key_stops_start_up() {
         }
     };
 
-    let mut no_api_key = api_settings(jwks.to_string_lossy().into_owned());
+    let settings = || api_settings(jwks.to_string_lossy().into_owned());
+    let mut no_api_key = settings();
     no_api_key.api_key = None;
-    assert!(
-        start(no_api_key)
-            .await
-            .contains("INSIGHT_API_KEY is required")
-    );
-
-    let mut empty_owner_key = api_settings(jwks.to_string_lossy().into_owned());
+    let mut empty_owner_key = settings();
     empty_owner_key.owner_key = Some(SecretString::from(""));
-    assert!(
-        start(empty_owner_key)
-            .await
-            .contains("INSIGHT_OWNER_KEY is set but empty")
-    );
-
-    let mut owner_key = api_settings(jwks.to_string_lossy().into_owned());
+    let mut owner_key = settings();
     owner_key.owner_key = Some(SecretString::from("a deployment secret"));
-    assert_eq!(start(owner_key).await, "", "a set owner key starts");
+
+    for (settings, expected) in [
+        (no_api_key, Some("INSIGHT_API_KEY is required")),
+        (empty_owner_key, Some("INSIGHT_OWNER_KEY is set but empty")),
+        (owner_key, None),
+    ] {
+        let error = start(settings).await;
+        match expected {
+            Some(message) => assert!(error.contains(message), "{error:?} lacks {message:?}"),
+            None => assert_eq!(error, "", "a set owner key starts"),
+        }
+    }
 }
