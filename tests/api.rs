@@ -111,7 +111,7 @@ async fn a_citizen_orders_polls_and_downloads_a_verified_archive() {
 
     // The download's row is written once the last byte has left; give it a moment.
     let mut log = access_log(&app).await;
-    for _ in 0..100 {
+    for _ in 0..500 {
         if log.len() == 2 {
             break;
         }
