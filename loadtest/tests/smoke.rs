@@ -45,6 +45,7 @@ fn the_smoke_run_leaves_a_complete_report() {
         .args(profile)
         .arg("--no-build")
         .args(["--port", &free_port().to_string()])
+        .args(["--worker-metrics-port", &free_port().to_string()])
         .args(["--db", &run_name])
         .args(["--redis-prefix", &run_name])
         .arg("--results")
@@ -70,6 +71,7 @@ fn the_smoke_run_leaves_a_complete_report() {
         "summary.json",
         "run.json",
         "metrics.txt",
+        "worker-metrics.txt",
         "samples.csv",
         "population.json",
         "serve.log",
@@ -137,6 +139,12 @@ fn the_smoke_run_leaves_a_complete_report() {
     assert!(
         metrics.contains("insight_"),
         "metrics.txt holds no insight metrics:\n{metrics}"
+    );
+    let worker_metrics =
+        fs::read_to_string(run.join("worker-metrics.txt")).expect("worker-metrics.txt is text");
+    assert!(
+        worker_metrics.contains("insight_jobs_total"),
+        "worker-metrics.txt counts no jobs:\n{worker_metrics}"
     );
 }
 
