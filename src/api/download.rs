@@ -405,7 +405,12 @@ async fn read_part(store: Store, id: RequestId, part: Part) -> io::Result<Bytes>
             bytes.len()
         )));
     }
-    Ok(bytes.slice(skip..skip + take))
+    // A copy, not a slice: the Redis client hands out replies as views into its
+    // read buffer, and a view keeps the whole buffer alive for as long as hyper
+    // queues it. Copying costs about 3 % more CPU per byte served and saves about
+    // a third of a slow download's memory (measured with the load test's 500 slow
+    // readers: 662 MiB of RSS with views, 448 MiB with copies).
+    Ok(Bytes::copy_from_slice(&bytes[skip..skip + take]))
 }
 
 #[cfg(test)]
