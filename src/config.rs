@@ -161,8 +161,8 @@ pub struct ApiSettings {
     pub max_queue: u64,
 
     /// Downloads served at once; more answer 503 with `Retry-After`. Each open
-    /// download holds about 1.3 MiB while its client reads slowly, so this bounds
-    /// the API's memory: 512 is about 650 MiB.
+    /// download holds about 0.9 MiB while its client reads slowly, so this bounds
+    /// the API's memory: 512 is about 460 MiB.
     #[arg(long, env = "INSIGHT_MAX_DOWNLOADS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_downloads: u32,
 
